@@ -1,0 +1,44 @@
+# sas-core developer targets. Everything runs in one virtual environment at a fixed
+# path outside the repo (torch from PyPI is a multi-GB CUDA build: install it once per
+# machine, reuse it from every clone). Override with `make VENV=...`.
+VENV ?= /opt/sas-venv
+PY := $(VENV)/bin/python
+EXTRAS ?= test
+
+.PHONY: dev lint test test-rust test-python bench demo clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+## dev: create the venv if needed, install the test extras and build the extension (editable)
+dev: $(PY)
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+
+## lint: rustfmt, clippy (warnings are errors), ruff
+lint: dev
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -q -- -D warnings
+	$(VENV)/bin/ruff check python tests
+	$(VENV)/bin/ruff format --check python tests
+
+test-rust:
+	cargo test -p sas-core
+
+test-python: dev
+	$(PY) -m pytest tests -q
+
+## test: everything CI runs
+test: lint test-rust test-python
+
+## bench: the benchmark suite, for real, JSON into .benchmarks/
+bench: dev
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=.benchmarks/latest.json
+
+## demo: the main job (CPU, no downloads)
+demo: dev
+	$(VENV)/bin/sas-core demo
+
+clean:
+	cargo clean
+	rm -rf .pytest_cache .hypothesis .benchmarks python/sas_core/*.so

@@ -1,0 +1,113 @@
+"""Argument normalisation shared by the public functions.
+
+Turns numpy arrays, torch tensors and sequences into the contiguous 1-D numpy arrays the
+Rust core reads zero-copy, copying only when the dtype or layout requires it, and raises
+``TypeError``/``ValueError`` that name the argument.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+_INT_KINDS = "iu"
+_MAX_SEED = 2**64 - 1
+
+
+def is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "device")
+
+
+def to_numpy(x: Any, name: str) -> np.ndarray:
+    """A 1-D numpy view of ``x`` (a torch tensor is moved to the CPU first)."""
+    if is_torch(x):
+        x = x.detach()
+        if x.dtype.is_floating_point and x.element_size() < 4:
+            x = x.float()  # bfloat16/float16 have no zero-copy numpy view
+        x = x.cpu().numpy()
+    try:
+        a = np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: cannot be read as an array ({e})") from None
+    if a.ndim != 1:
+        raise ValueError(f"{name}: must be 1-D, got shape {a.shape}")
+    return a
+
+
+def int_array(x: Any, name: str, *, allow_int32: bool = True) -> np.ndarray:
+    """int64 array, or int32 where ``allow_int32`` (other integer dtypes are cast to int64)."""
+    a = to_numpy(x, name)
+    if a.dtype == np.int64 or (allow_int32 and a.dtype == np.int32):
+        return np.ascontiguousarray(a)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if a.dtype.kind not in _INT_KINDS:
+        raise TypeError(f"{name}: must hold integers, got dtype {a.dtype}")
+    if a.dtype == np.uint64 and a.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{name}: value {a.max()} is out of range")
+    return np.ascontiguousarray(a, dtype=np.int64)
+
+
+def float_array(x: Any, name: str) -> np.ndarray:
+    """float32 or float64 array (other float widths are widened to float32)."""
+    a = to_numpy(x, name)
+    if a.dtype in (np.float32, np.float64):
+        return np.ascontiguousarray(a)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.float32)
+    if a.dtype.kind != "f":
+        raise TypeError(f"{name}: must hold floats, got dtype {a.dtype}")
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def bool_array(x: Any, name: str) -> np.ndarray:
+    """bool array; integer arrays of 0/1 are accepted."""
+    a = to_numpy(x, name)
+    if a.dtype == np.bool_:
+        return np.ascontiguousarray(a)
+    if a.size == 0:
+        return np.zeros(0, dtype=np.bool_)
+    if a.dtype.kind in _INT_KINDS and np.isin(a, (0, 1)).all():
+        return a.astype(np.bool_)
+    raise TypeError(f"{name}: must be booleans, got dtype {a.dtype}")
+
+
+def cu_seqlens_array(x: Any) -> np.ndarray:
+    return int_array(x, "cu_seqlens", allow_int32=False)
+
+
+def ratio_value(ratio: Any) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
+        raise TypeError(f"ratio: must be a real number, got {type(ratio).__name__}")
+    r = float(ratio)
+    if not 0.0 <= r <= 1.0:  # also rejects NaN
+        raise ValueError(f"ratio: must be in [0, 1], got {ratio}")
+    return r
+
+
+def seed_value(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed: must be an integer, got {type(seed).__name__}")
+    if not 0 <= int(seed) <= _MAX_SEED:
+        raise ValueError(f"seed: must be in [0, 2**64), got {seed}")
+    return int(seed)
+
+
+def threads_value(num_threads: Any) -> int | None:
+    if num_threads is None:
+        return None
+    if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
+        raise TypeError(f"num_threads: must be a positive integer or None, got {num_threads!r}")
+    if num_threads < 1:
+        raise ValueError(f"num_threads: must be >= 1, got {num_threads}")
+    return int(num_threads)
+
+
+def choice_value(value: Any, name: str, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: must be a string, got {type(value).__name__}")
+    if value not in allowed:
+        raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
+    return value

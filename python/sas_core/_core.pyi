@@ -1,0 +1,65 @@
+"""Type stubs of the Rust extension ``sas_core._core``.
+
+These are the raw bindings: they take contiguous numpy arrays of the exact dtypes named
+here and do no casting. Use the wrappers in ``sas_core`` (which normalise arguments).
+Every function releases the GIL while it computes, runs in parallel over rollouts on a
+fork-safe thread pool, and returns the same result for any ``num_threads``. Bad values
+raise ``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
+"""
+
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+class StepTable:
+    """Per-vocabulary byte table of one tokenizer.
+
+    Args:
+        token_bytes: iterable of ``bytes``, the bytes of each token id (index = id).
+        vocab_size: ids accepted, >= number of entries (default: the number of
+            entries); ids past the table segment as tokens with no bytes.
+        think_end_ids: ids that end the reasoning region; must be in the table.
+    """
+
+    def __init__(
+        self,
+        token_bytes: Iterable[bytes],
+        vocab_size: int | None = None,
+        think_end_ids: list[int] = ...,
+    ) -> None: ...
+    @property
+    def vocab_size(self) -> int: ...
+    @property
+    def n_entries(self) -> int: ...
+    def segment(
+        self,
+        token_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+        cu_seqlens: npt.NDArray[np.int64],
+        num_threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]]:
+        """(step id per token (N,), steps per rollout (B,))."""
+
+def keep_mask(
+    step_ids: npt.NDArray[np.int32],
+    logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    cu_seqlens: npt.NDArray[np.int64],
+    correct: npt.NDArray[np.bool_],
+    ratio: float,
+    mode: str,
+    selection: str,
+    granularity: str,
+    seed: int,
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """(keep mask (N,), units per rollout (B,), selected units per rollout (B,))."""
+
+def grpo_advantages(
+    rewards: npt.NDArray[np.float64], group_size: int, eps: float
+) -> npt.NDArray[np.float64]:
+    """(B,) (R - mean) / (std + eps) within consecutive groups; unbiased std."""
+
+def default_num_threads() -> int:
+    """``SAS_CORE_NUM_THREADS`` if set, else the CPUs available to this process."""

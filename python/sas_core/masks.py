@@ -1,0 +1,161 @@
+"""Keep masks and advantages over packed batches (numpy in, numpy out).
+
+Torch tensors are accepted too; results then come back as tensors on the device of the
+first tensor argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from sas_core import _arrays, _core
+from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
+
+__all__ = ["Selection", "grpo_advantages", "keep_mask", "select_steps", "token_advantages"]
+
+
+class Selection(NamedTuple):
+    """What :func:`select_steps` chose.
+
+    keep: (N,) bool, False on the tokens of selected steps.
+    n_units: (B,) uint32, steps (or in-step tokens at token granularity) per rollout.
+    n_selected: (B,) uint32, units selected per rollout (0 where ``mode`` spares it).
+    """
+
+    keep: Any
+    n_units: Any
+    n_selected: Any
+
+
+def _torch_device(*xs: Any) -> Any:
+    for x in xs:
+        if _arrays.is_torch(x):
+            return x.device
+    return None
+
+
+def _back(a: np.ndarray, device: Any) -> Any:
+    if device is None:
+        return a
+    import torch
+
+    return torch.from_numpy(a).to(device)
+
+
+def select_steps(
+    step_ids: Any,
+    logprobs: Any,
+    cu_seqlens: Any,
+    correct: Any,
+    *,
+    ratio: float = 0.3,
+    mode: str = "both",
+    selection: str = "confidence",
+    granularity: str = "step",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> Selection:
+    """Selects the steps whose advantage SAS zeroes.
+
+    Args:
+        step_ids: (N,) int, step id per token (-1: outside every step), as from
+            :meth:`StepSegmenter.segment`.
+        logprobs: (N,) float32/float64, log-prob of each token under the rollout policy.
+        cu_seqlens: (B+1,) int, rollout boundaries in the packed arrays.
+        correct: (B,) bool, whether each rollout was verified correct.
+        ratio: fraction r of each rollout's steps to select, in [0, 1].
+        mode: "both", "correct" (only correct rollouts get zeros) or "failed".
+        selection: "confidence" (lowest steps of correct, highest of failed rollouts) or
+            "random" (reproducible from ``seed``).
+        granularity: "step", or "token" to rank single tokens by log-prob.
+        num_threads: threads for the Rust core (default: ``SAS_CORE_NUM_THREADS`` or
+            all CPUs); the result does not depend on it.
+    """
+    device = _torch_device(step_ids, logprobs, correct)
+    sid = _arrays.int_array(step_ids, "step_ids", allow_int32=True)
+    if sid.dtype != np.int32:
+        info = np.iinfo(np.int32)
+        if sid.size and (sid.min() < -1 or sid.max() > info.max):
+            raise ValueError("step_ids: must be -1 or a step index that fits in int32")
+        sid = sid.astype(np.int32)
+    keep, n_units, n_selected = _core.keep_mask(
+        sid,
+        _arrays.float_array(logprobs, "logprobs"),
+        _arrays.cu_seqlens_array(cu_seqlens),
+        _arrays.bool_array(correct, "correct"),
+        _arrays.ratio_value(ratio),
+        _arrays.choice_value(mode, "mode", MODES),
+        _arrays.choice_value(selection, "selection", SELECTIONS),
+        _arrays.choice_value(granularity, "granularity", GRANULARITIES),
+        _arrays.seed_value(seed),
+        _arrays.threads_value(num_threads),
+    )
+    return Selection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+
+
+def keep_mask(
+    step_ids: Any,
+    logprobs: Any,
+    cu_seqlens: Any,
+    correct: Any,
+    *,
+    ratio: float = 0.3,
+    mode: str = "both",
+    selection: str = "confidence",
+    granularity: str = "step",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> Any:
+    """(N,) bool keep mask: False on the tokens of the steps SAS selects.
+
+    Same arguments as :func:`select_steps`, which also returns the per-rollout counts.
+    """
+    return select_steps(
+        step_ids,
+        logprobs,
+        cu_seqlens,
+        correct,
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        num_threads=num_threads,
+    ).keep
+
+
+def grpo_advantages(rewards: Any, group_size: int, *, eps: float = 1e-6) -> Any:
+    """(B,) float64 GRPO advantages: (R - mean) / (std + eps) within each group.
+
+    Rollouts of one prompt are consecutive, ``group_size`` of them; std is unbiased
+    (torch's default), so ``group_size`` must be at least 2.
+    """
+    device = _torch_device(rewards)
+    r = _arrays.to_numpy(rewards, "rewards")
+    if r.dtype.kind not in "fiub":
+        raise TypeError(f"rewards: must be numbers, got dtype {r.dtype}")
+    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer):
+        raise TypeError(f"group_size: must be an integer, got {type(group_size).__name__}")
+    if group_size < 1:
+        raise ValueError(f"group_size: must be >= 2, got {group_size}")
+    adv = _core.grpo_advantages(
+        np.ascontiguousarray(r, dtype=np.float64), int(group_size), float(eps)
+    )
+    return _back(adv, device)
+
+
+def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.ndarray:
+    """(N,) float32: each rollout's advantage broadcast to its tokens, times ``keep``."""
+    adv = np.asarray(rollout_advantages, dtype=np.float32)
+    cu = _arrays.cu_seqlens_array(cu_seqlens)
+    k = _arrays.bool_array(keep, "keep")
+    lengths = np.diff(cu)
+    if cu.size == 0 or cu[0] != 0 or (lengths < 0).any():
+        raise ValueError("cu_seqlens: must start at 0 and be non-decreasing")
+    if adv.shape != lengths.shape:
+        raise ValueError(f"rollout_advantages: need {lengths.size} values, got {adv.shape}")
+    if k.size != int(cu[-1]):
+        raise ValueError(f"keep: need {int(cu[-1])} values, got {k.size}")
+    return np.repeat(adv, lengths) * k

@@ -1,0 +1,151 @@
+"""The one call an RL framework makes: padded torch tensors in, SAS advantages out."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sas_core import _arrays
+from sas_core.masks import grpo_advantages, select_steps
+
+if TYPE_CHECKING:
+    import torch
+
+    from sas_core.segmenter import StepSegmenter
+
+__all__ = ["pack", "sas_advantages", "unpack"]
+
+
+def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
+    if not _arrays.is_torch(t):
+        raise TypeError(f"{name}: must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 2:
+        raise ValueError(f"{name}: must have shape (B, A), got {tuple(t.shape)}")
+    if shape is not None and tuple(t.shape) != shape:
+        raise ValueError(f"{name}: must have shape {shape} like response_ids, got {tuple(t.shape)}")
+
+
+def pack(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Packs the positions where ``mask`` (B, A) is set: (cu_seqlens, flat CPU arrays).
+
+    Selection happens on the tensors' device, so only the response tokens travel to
+    the CPU. Any mask pattern works (left or right padding, holes).
+    """
+    import torch
+
+    lengths = mask.sum(dim=1, dtype=torch.int64).cpu().numpy()
+    cu = np.zeros(lengths.size + 1, dtype=np.int64)
+    np.cumsum(lengths, out=cu[1:])
+    flat = [t[mask].cpu().numpy() for t in tensors]
+    return cu, flat
+
+
+def unpack(values: np.ndarray, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Inverse of :func:`pack`: a (B, A) tensor on ``mask``'s device, zero off the mask."""
+    import torch
+
+    out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
+    out[mask] = torch.from_numpy(values).to(device=mask.device, dtype=dtype)
+    return out
+
+
+def sas_advantages(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    rewards: torch.Tensor,
+    group_size: int,
+    segmenter: StepSegmenter,
+    *,
+    correct_threshold: float = 0.5,
+    correct: torch.Tensor | None = None,
+    ratio: float = 0.3,
+    mode: str = "both",
+    selection: str = "confidence",
+    granularity: str = "step",
+    seed: int = 0,
+    eps: float = 1e-6,
+    num_threads: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Per-token SAS advantages from padded rollouts.
+
+    Args:
+        response_ids: (B, A) int token ids of the responses.
+        logprobs: (B, A) float per-token log-probs under the rollout policy.
+        action_mask: (B, A) bool/int, set on response tokens (any padding side).
+        rewards: (B,) float per-rollout rewards; rollouts of one prompt are consecutive,
+            ``group_size`` of them.
+        group_size: rollouts per prompt (>= 2).
+        segmenter: the tokenizer's :class:`StepSegmenter`.
+        correct_threshold: a rollout is correct when its reward > threshold.
+        correct: (B,) bool, overrides the threshold (e.g. raw verifier scores when
+            ``rewards`` carry shaping).
+        ratio, mode, selection, granularity, seed, num_threads: see
+            :func:`sas_core.select_steps`.
+        eps: GRPO's std epsilon.
+
+    Returns:
+        advantages: (B, A) on ``logprobs``' device and dtype; GRPO advantage of the
+            rollout on kept tokens, 0 on selected steps and off the mask.
+        stats: frac_tokens_zeroed, steps_per_rollout, zeroed_steps_correct,
+            zeroed_steps_failed (mean zeroed steps per correct / failed rollout),
+            frac_correct.
+    """
+    import torch
+
+    _check_2d("response_ids", response_ids, None)
+    shape = tuple(response_ids.shape)
+    _check_2d("logprobs", logprobs, shape)
+    _check_2d("action_mask", action_mask, shape)
+    if not logprobs.dtype.is_floating_point:
+        raise TypeError(f"logprobs: must be a float tensor, got {logprobs.dtype}")
+    if response_ids.dtype.is_floating_point or response_ids.dtype == torch.bool:
+        raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
+    if not _arrays.is_torch(rewards) or tuple(rewards.shape) != shape[:1]:
+        raise ValueError(f"rewards: must be a tensor of shape ({shape[0]},)")
+    mask = action_mask.to(device=response_ids.device).bool()
+
+    lp = logprobs.detach().to(device=response_ids.device)
+    if lp.element_size() < 4:
+        lp = lp.float()
+    cu, (ids, lps) = pack(mask, response_ids, lp)
+    reward_np = rewards.detach().double().cpu().numpy()
+    if correct is None:
+        correct_np = reward_np > float(correct_threshold)
+    else:
+        correct_np = _arrays.bool_array(correct, "correct")
+        if correct_np.shape != (shape[0],):
+            raise ValueError(f"correct: must have shape ({shape[0]},)")
+
+    steps = segmenter.segment(ids, cu, num_threads=num_threads)
+    sel = select_steps(
+        steps,
+        lps,
+        cu,
+        correct_np,
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        num_threads=num_threads,
+    )
+    adv = grpo_advantages(reward_np, group_size, eps=eps)
+    lengths = np.diff(cu)
+    wide = logprobs.dtype == torch.float64
+    token_adv = np.repeat(adv.astype(np.float64 if wide else np.float32), lengths) * sel.keep
+    out = unpack(token_adv, mask, logprobs.dtype).to(logprobs.device)
+
+    n_tokens = max(int(cu[-1]), 1)
+    n_sel = sel.n_selected.astype(np.float64)
+    n_correct = int(correct_np.sum())
+    n_failed = correct_np.size - n_correct
+    stats = {
+        "frac_tokens_zeroed": float((~sel.keep).sum()) / n_tokens,
+        "steps_per_rollout": float(sel.n_units.mean()) if sel.n_units.size else 0.0,
+        "zeroed_steps_correct": float(n_sel[correct_np].sum()) / max(n_correct, 1),
+        "zeroed_steps_failed": float(n_sel[~correct_np].sum()) / max(n_failed, 1),
+        "frac_correct": n_correct / max(correct_np.size, 1),
+    }
+    return out, stats

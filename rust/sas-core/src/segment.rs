@@ -1,0 +1,245 @@
+//! Step segmentation straight from token ids.
+//!
+//! The contract: concatenate a response's token bytes; a *delimiter* is a maximal run of
+//! two or more `\n` bytes (found across token boundaries) and belongs to the step it
+//! ends. A token's *anchor* is its first byte outside every delimiter, or its first byte
+//! if all of its bytes are delimiter bytes; its raw step is the number of delimiter runs
+//! that end at or before the anchor. A token with no bytes takes the raw step of the last
+//! byte before it. Raw steps are renumbered 0..n-1 in order of appearance. From the first
+//! reasoning-end token (e.g. `</think>`) on, tokens get step -1.
+//!
+//! One left-to-right pass keeps two numbers: `closed`, the delimiter runs already ended
+//! by a non-newline byte, and `open`, the length (saturated at 2) of the newline run at
+//! the end of the bytes seen so far. Each token's [`TokenClass`] then gives its raw step
+//! in O(1): no byte is looked at on the hot path.
+
+use crate::error::{Result, SasError};
+use crate::packed::Packed;
+use crate::parallel::map_rollouts;
+use crate::vocab::StepTable;
+
+/// Integer types accepted as token ids.
+pub trait TokenId: Copy + Send + Sync {
+    fn to_i64(self) -> i64;
+}
+
+impl TokenId for i32 {
+    #[inline(always)]
+    fn to_i64(self) -> i64 {
+        self as i64
+    }
+}
+
+impl TokenId for i64 {
+    #[inline(always)]
+    fn to_i64(self) -> i64 {
+        self
+    }
+}
+
+/// Segments one rollout into `out` (same length as `ids`); returns its number of steps.
+/// `offset` is the rollout's first position in the batch, for error messages.
+pub fn segment_rollout<I: TokenId>(
+    table: &StepTable,
+    ids: &[I],
+    out: &mut [i32],
+    offset: usize,
+) -> Result<u32> {
+    debug_assert_eq!(ids.len(), out.len());
+    let mut closed: u32 = 0;
+    let mut open: u8 = 0;
+    let mut last_raw: u32 = u32::MAX;
+    let mut step: i32 = -1;
+    let mut in_reasoning = true;
+    for (i, (&id, o)) in ids.iter().zip(out.iter_mut()).enumerate() {
+        let Some(c) = table.class(id.to_i64()) else {
+            return Err(SasError::new(
+                "token_ids",
+                format!(
+                    "token id {} at position {} is outside the vocabulary (0..{})",
+                    id.to_i64(),
+                    offset + i,
+                    table.vocab_size()
+                ),
+            ));
+        };
+        // Keep validating ids after the reasoning region ends; only the steps stop.
+        in_reasoning &= !c.think_end;
+        if !in_reasoning {
+            *o = -1;
+            continue;
+        }
+        let raw = if c.mixed {
+            // The token's leading newlines extend the open run; a run of two or more is
+            // a delimiter that ends before the token's first non-newline byte.
+            let raw = closed + u32::from(open + c.lead >= 2);
+            closed = raw.saturating_add(c.inner);
+            open = c.trail;
+            raw
+        } else {
+            // Only newlines (or nothing): the token sits inside the open run, whose
+            // step is the one it ends.
+            open = (open + c.lead).min(2);
+            closed
+        };
+        if raw != last_raw {
+            step += 1;
+            last_raw = raw;
+        }
+        *o = step;
+    }
+    Ok((step + 1) as u32)
+}
+
+/// Segments a packed batch. Returns the step id of every token; `steps_per_rollout`, if
+/// given, receives each rollout's step count. The first error (in batch order) wins.
+pub fn segment_packed<I: TokenId>(
+    table: &StepTable,
+    ids: &[I],
+    packed: &Packed<'_>,
+    threads: usize,
+) -> Result<(Vec<i32>, Vec<u32>)> {
+    packed.check_len("token_ids", ids.len())?;
+    let mut out = vec![0i32; ids.len()];
+    let results = map_rollouts(
+        packed,
+        &mut out,
+        threads,
+        || (),
+        |_, _, r, o| segment_rollout(table, &ids[r.clone()], o, r.start),
+    );
+    let counts = results.into_iter().collect::<Result<Vec<u32>>>()?;
+    Ok((out, counts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Byte-level oracle written independently of the state machine: find delimiter
+    /// runs on the concatenated bytes, then count the runs that end at each anchor.
+    fn oracle(tokens: &[&[u8]], think_end: Option<usize>) -> Vec<i32> {
+        let bytes: Vec<u8> = tokens.iter().flat_map(|t| t.iter().copied()).collect();
+        let mut runs = vec![]; // (start, end)
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\n' {
+                let s = i;
+                while i < bytes.len() && bytes[i] == b'\n' {
+                    i += 1;
+                }
+                if i - s >= 2 {
+                    runs.push((s, i));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let in_delim = |p: usize| runs.iter().any(|&(s, e)| s <= p && p < e);
+        let mut raw = vec![];
+        let mut pos = 0;
+        for t in tokens {
+            let n = match (0..t.len()).find(|&j| !in_delim(pos + j)) {
+                // Runs ending at or before the anchor.
+                Some(j) => runs.iter().filter(|&&(_, e)| e <= pos + j).count(),
+                // All delimiter bytes: anchored at the first byte, inside its own run.
+                None if !t.is_empty() => runs.iter().filter(|&&(_, e)| e <= pos).count(),
+                // No bytes: the step of the byte before it, i.e. runs already closed
+                // by a byte before position `pos`.
+                None => runs.iter().filter(|&&(_, e)| e < pos).count(),
+            };
+            raw.push(n as i64);
+            pos += t.len();
+        }
+        let mut out = vec![];
+        let mut last = -1i64;
+        let mut step = -1;
+        for (i, r) in raw.into_iter().enumerate() {
+            if think_end.is_some_and(|k| i >= k) {
+                out.push(-1);
+                continue;
+            }
+            if r != last {
+                step += 1;
+                last = r;
+            }
+            out.push(step);
+        }
+        out
+    }
+
+    fn run(tokens: &[&[u8]], think_end_id: Option<i64>) -> Vec<i32> {
+        let table = StepTable::from_bytes(tokens, None, think_end_id.as_slice()).unwrap();
+        let ids: Vec<i64> = (0..tokens.len() as i64).collect();
+        let mut out = vec![0; ids.len()];
+        segment_rollout(&table, &ids, &mut out, 0).unwrap();
+        out
+    }
+
+    #[test]
+    fn steps_of_hand_written_responses() {
+        let cases: Vec<Vec<&[u8]>> = vec![
+            vec![b"Hello", b".\n\n", b"The", b" end"],
+            vec![b"A", b"\n", b"\n", b"B"],
+            vec![b"A\n", b"\nB"],
+            vec![b"\n\n", b"lead", b"\n\n"],
+            vec![b"x", b"\n\n\n", b"y", b"\r\n\r\n", b"z"],
+            vec![b"a\n\nb\n\nc", b"d", b"\n\ne"],
+            vec![b"a", b"", b"\n\n", b"", b"b", b""],
+            vec![b"", b"\n", b"q\n", b"\n"],
+        ];
+        for tokens in cases {
+            assert_eq!(run(&tokens, None), oracle(&tokens, None), "{tokens:?}");
+        }
+        // Plain expectations a reader can check by eye.
+        assert_eq!(
+            run(&[b"Hello", b".\n\n", b"The", b" end"], None),
+            [0, 0, 1, 1]
+        );
+        assert_eq!(run(&[b"A", b"\n", b"\n", b"B"], None), [0, 0, 0, 1]);
+        assert_eq!(run(&[b"\n\n", b"lead", b"\n\n"], None), [0, 1, 1]);
+        assert_eq!(run(&[b"x", b"\r\n\r\n", b"y"], None), [0, 0, 0]);
+    }
+
+    #[test]
+    fn reasoning_region_ends_at_think_end() {
+        let tokens: Vec<&[u8]> = vec![b"a", b"\n\n", b"b", b"</think>", b"\n\nc"];
+        assert_eq!(run(&tokens, Some(3)), [0, 0, 1, -1, -1]);
+    }
+
+    #[test]
+    fn random_byte_soup_matches_oracle() {
+        // Deterministic pseudo-random tokens over a small alphabet rich in newlines.
+        let alphabet = [b'\n', b'\n', b'\n', b'a', b'\r', b' '];
+        let mut state = 7u64;
+        let mut next = || {
+            state = crate::rng::splitmix64(state);
+            state
+        };
+        for _ in 0..2000 {
+            let n_tok = (next() % 12) as usize;
+            let toks: Vec<Vec<u8>> = (0..n_tok)
+                .map(|_| {
+                    let len = (next() % 5) as usize;
+                    (0..len)
+                        .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                        .collect()
+                })
+                .collect();
+            let refs: Vec<&[u8]> = toks.iter().map(|t| t.as_slice()).collect();
+            assert_eq!(run(&refs, None), oracle(&refs, None), "{refs:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_out_of_vocabulary_ids() {
+        let table = StepTable::from_bytes(&[b"a".as_slice()], Some(3), &[]).unwrap();
+        let cu = [0i64, 2];
+        let packed = Packed::new(&cu).unwrap();
+        assert!(segment_packed(&table, &[0i64, 2], &packed, 1).is_ok());
+        let e = segment_packed(&table, &[0i64, 3], &packed, 1).unwrap_err();
+        assert_eq!(e.arg, "token_ids");
+        assert!(segment_packed(&table, &[-1i32, 0], &packed, 1).is_err());
+        assert!(segment_packed(&table, &[0i32], &packed, 1).is_err());
+    }
+}

@@ -1,0 +1,190 @@
+//! Per-vocabulary byte table: what each token id contributes to step segmentation.
+//!
+//! Segmentation only needs to know, for each token, how its bytes interact with runs of
+//! newline bytes. A token is summarised once, when the tokenizer is loaded, so the hot
+//! path is one table look-up per token and never decodes text.
+
+use crate::error::{Result, SasError};
+
+/// Saturation point of newline counts: a run is a delimiter once it has two newlines,
+/// so counts beyond two carry no information.
+const SAT: u8 = 2;
+
+/// How one vocabulary entry interacts with newline runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TokenClass {
+    /// The token has at least one byte that is not `\n`.
+    pub mixed: bool,
+    /// Leading `\n` bytes (for a token made only of `\n`, its length), saturated at 2.
+    pub lead: u8,
+    /// Trailing `\n` bytes after the last non-newline byte, saturated at 2.
+    pub trail: u8,
+    /// Delimiter runs (two or more `\n`) wholly inside the token, between non-newline bytes.
+    pub inner: u32,
+    /// The token ends the reasoning region (e.g. `</think>`).
+    pub think_end: bool,
+}
+
+impl TokenClass {
+    /// Class of a token with no bytes (ids past the byte table, in a padded embedding).
+    pub const EMPTY: TokenClass = TokenClass {
+        mixed: false,
+        lead: 0,
+        trail: 0,
+        inner: 0,
+        think_end: false,
+    };
+
+    pub fn of(bytes: &[u8]) -> TokenClass {
+        let Some(first) = bytes.iter().position(|&b| b != b'\n') else {
+            return TokenClass {
+                lead: saturate(bytes.len()),
+                ..TokenClass::EMPTY
+            };
+        };
+        // `last` exists because `first` does.
+        let last = bytes.iter().rposition(|&b| b != b'\n').unwrap_or(first);
+        let mut inner = 0u32;
+        let mut run = 0usize;
+        for &b in &bytes[first..=last] {
+            if b == b'\n' {
+                run += 1;
+            } else {
+                if run >= 2 {
+                    inner = inner.saturating_add(1);
+                }
+                run = 0;
+            }
+        }
+        TokenClass {
+            mixed: true,
+            lead: saturate(first),
+            trail: saturate(bytes.len() - 1 - last),
+            inner,
+            think_end: false,
+        }
+    }
+}
+
+fn saturate(n: usize) -> u8 {
+    n.min(SAT as usize) as u8
+}
+
+/// The byte table of one tokenizer, plus the segmenter's options.
+#[derive(Debug, Clone)]
+pub struct StepTable {
+    classes: Vec<TokenClass>,
+    vocab_size: usize,
+}
+
+impl StepTable {
+    /// Builds the table from each id's bytes, in id order.
+    ///
+    /// `vocab_size` (default: the number of entries) may be larger, to accept the ids of
+    /// a model's padded embedding rows; those ids segment as empty tokens.
+    /// `think_end_ids` mark the tokens that end the reasoning region.
+    pub fn from_classes(
+        classes: Vec<TokenClass>,
+        vocab_size: Option<usize>,
+        think_end_ids: &[i64],
+    ) -> Result<Self> {
+        let mut classes = classes;
+        let vocab_size = vocab_size.unwrap_or(classes.len());
+        if vocab_size < classes.len() {
+            return Err(SasError::new(
+                "vocab_size",
+                format!(
+                    "must be at least the number of token entries ({}), got {vocab_size}",
+                    classes.len()
+                ),
+            ));
+        }
+        if vocab_size > i32::MAX as usize {
+            return Err(SasError::new(
+                "vocab_size",
+                format!("must be at most {}, got {vocab_size}", i32::MAX),
+            ));
+        }
+        for &id in think_end_ids {
+            match usize::try_from(id).ok().and_then(|i| classes.get_mut(i)) {
+                Some(c) => c.think_end = true,
+                None => {
+                    return Err(SasError::new(
+                        "think_end_ids",
+                        format!("id {id} is not in the byte table (0..{})", classes.len()),
+                    ))
+                }
+            }
+        }
+        Ok(Self {
+            classes,
+            vocab_size,
+        })
+    }
+
+    pub fn from_bytes<B: AsRef<[u8]>>(
+        tokens: &[B],
+        vocab_size: Option<usize>,
+        think_end_ids: &[i64],
+    ) -> Result<Self> {
+        let classes = tokens.iter().map(|t| TokenClass::of(t.as_ref())).collect();
+        Self::from_classes(classes, vocab_size, think_end_ids)
+    }
+
+    /// Ids accepted by [`StepTable::class`]: `0..vocab_size`.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Number of entries with bytes.
+    pub fn n_entries(&self) -> usize {
+        self.classes.len()
+    }
+
+    /// Class of token `id`, or `None` when the id is outside `0..vocab_size`.
+    #[inline(always)]
+    pub fn class(&self, id: i64) -> Option<TokenClass> {
+        // A negative id wraps to a huge u64 and fails both checks.
+        let u = id as u64;
+        if u < self.classes.len() as u64 {
+            Some(self.classes[u as usize])
+        } else if u < self.vocab_size as u64 {
+            Some(TokenClass::EMPTY)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_newline_shapes() {
+        assert_eq!(TokenClass::of(b""), TokenClass::EMPTY);
+        let nn = TokenClass::of(b"\n\n\n");
+        assert!(!nn.mixed);
+        assert_eq!(nn.lead, 2);
+        let t = TokenClass::of(b".\n\n");
+        assert!(t.mixed);
+        assert_eq!((t.lead, t.trail, t.inner), (0, 2, 0));
+        let t = TokenClass::of(b"\n\nThe");
+        assert_eq!((t.lead, t.trail, t.inner), (2, 0, 0));
+        let t = TokenClass::of(b"a\n\nb\nc\n\n\nd\n");
+        assert_eq!((t.lead, t.trail, t.inner), (0, 1, 2));
+        let t = TokenClass::of(b"\r\n\r\n");
+        assert_eq!((t.lead, t.trail, t.inner), (0, 1, 0));
+    }
+
+    #[test]
+    fn padded_vocab_and_bounds() {
+        let table = StepTable::from_bytes(&[b"a".as_slice(), b"\n"], Some(4), &[]).unwrap();
+        assert!(table.class(1).is_some());
+        assert_eq!(table.class(3), Some(TokenClass::EMPTY));
+        assert_eq!(table.class(4), None);
+        assert_eq!(table.class(-1), None);
+        assert!(StepTable::from_bytes(&[b"a".as_slice()], Some(0), &[]).is_err());
+        assert!(StepTable::from_bytes(&[b"a".as_slice()], None, &[1]).is_err());
+    }
+}

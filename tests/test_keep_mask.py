@@ -1,0 +1,105 @@
+"""Rust selection against the pure-Python reference."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+import sas_core
+from sas_core import reference
+
+from strategies import options_st, steps_batch
+
+
+@given(steps_batch(), options_st)
+def test_keep_mask_matches_reference(batch, options):
+    step_ids, logprobs, cu, correct = batch
+    expected = reference.keep_mask(
+        step_ids.tolist(), logprobs.tolist(), cu.tolist(), correct.tolist(), **options
+    )
+    got = sas_core.keep_mask(step_ids, logprobs, cu, correct, **options)
+    assert got.dtype == np.bool_
+    assert got.tolist() == expected
+
+
+@given(steps_batch(), options_st)
+def test_float32_logprobs_match_reference_on_the_same_values(batch, options):
+    step_ids, logprobs, cu, correct = batch
+    lp32 = logprobs.astype(np.float32)
+    expected = reference.keep_mask(
+        step_ids.tolist(),
+        lp32.astype(np.float64).tolist(),
+        cu.tolist(),
+        correct.tolist(),
+        **options,
+    )
+    assert sas_core.keep_mask(step_ids, lp32, cu, correct, **options).tolist() == expected
+
+
+@given(steps_batch(), options_st)
+def test_counts_follow_the_contract(batch, options):
+    step_ids, logprobs, cu, correct = batch
+    sel = sas_core.select_steps(step_ids, logprobs, cu, correct, **options)
+    for b in range(cu.size - 1):
+        steps = step_ids[cu[b] : cu[b + 1]]
+        in_step = steps[steps >= 0]
+        n = len(set(in_step.tolist())) if options["granularity"] == "step" else in_step.size
+        assert sel.n_units[b] == n
+        applies = options["mode"] == "both" or (options["mode"] == "correct") == correct[b]
+        k = min(n, math.floor(options["ratio"] * n + 1e-9)) if applies else 0
+        assert sel.n_selected[b] == k
+        dropped = ~sel.keep[cu[b] : cu[b + 1]]
+        if options["granularity"] == "step":
+            assert len(set(steps[dropped].tolist())) == k
+        else:
+            assert dropped.sum() == k
+        assert not (dropped & (steps < 0)).any()
+
+
+def test_confidence_picks_the_right_steps_by_hand():
+    # One correct and one failed rollout with the same four steps:
+    # confidences -1.0, -3.0, -2.0, -0.5 (step 1 has two tokens, mean -3).
+    steps = np.array([0, 1, 1, 2, 3] * 2, dtype=np.int32)
+    lps = np.array([-1.0, -2.0, -4.0, -2.0, -0.5] * 2)
+    keep = sas_core.keep_mask(steps, lps, [0, 5, 10], [True, False], ratio=0.5)
+    # Correct: the two least confident steps (1 and 2) are zeroed.
+    assert keep[:5].tolist() == [True, False, False, False, True]
+    # Failed: the two most confident steps (3 and 0) are zeroed.
+    assert keep[5:].tolist() == [False, True, True, True, False]
+
+
+def test_ratio_tolerance_selects_three_of_ten():
+    steps = np.arange(10, dtype=np.int32)
+    lps = -np.arange(10, dtype=np.float64)
+    keep = sas_core.keep_mask(steps, lps, [0, 10], [True], ratio=0.3)
+    assert (~keep).sum() == 3 and keep[:7].all()
+
+
+def test_random_selection_is_reproducible_and_seeded():
+    rng = np.random.default_rng(1)
+    steps = np.repeat(np.arange(50, dtype=np.int32), 4)
+    lps = -rng.random(steps.size)
+    a = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=7)
+    b = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=7)
+    c = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=8)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert (~a).sum() == 15 * 4
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4, 16])
+def test_thread_count_does_not_change_mask(threads):
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(0, 4000, size=128)
+    cu = np.concatenate([[0], np.cumsum(lengths)])
+    steps = np.concatenate([np.sort(rng.integers(0, max(n // 50, 1), size=n)) for n in lengths])
+    steps = steps.astype(np.int32)
+    lps = -rng.random(steps.size).astype(np.float32) * 8
+    correct = rng.random(lengths.size) < 0.5
+    for selection in ("confidence", "random"):
+        one = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=1)
+        many = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=threads)
+        assert np.array_equal(one, many)

@@ -1,0 +1,173 @@
+"""Rust segmentation against the pure-Python reference."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sas_core
+from sas_core import reference
+
+from strategies import ADVERSARIAL_TOKENS, vocab_and_batch
+
+
+@given(vocab_and_batch())
+def test_random_vocabularies_match_reference(case):
+    vocab, ids, cu = case
+    seg = sas_core.StepSegmenter(vocab)
+    expected = reference.segment(vocab, ids.tolist(), cu.tolist())
+    assert seg.segment(ids, cu).tolist() == expected
+    assert seg.segment(ids.astype(np.int32), cu).tolist() == expected
+
+
+@given(vocab_and_batch(), st.data())
+def test_think_end_matches_reference(case, data):
+    vocab, ids, cu = case
+    think = data.draw(st.lists(st.integers(0, len(vocab) - 1), max_size=2))
+    seg = sas_core.StepSegmenter(vocab, think_end_ids=think)
+    expected = reference.segment(vocab, ids.tolist(), cu.tolist(), think_end_ids=think)
+    assert seg.segment(ids, cu).tolist() == expected
+
+
+@given(vocab_and_batch(), st.integers(1, 5))
+def test_padding_ids_segment_as_empty_tokens(case, extra):
+    vocab, ids, cu = case
+    vocab_size = len(vocab) + extra
+    # Replace every third id by a padding id past the byte table.
+    ids = ids.copy()
+    ids[::3] = len(vocab) + (np.arange(ids[::3].size) % extra)
+    seg = sas_core.StepSegmenter(vocab, vocab_size=vocab_size)
+    expected = reference.segment(vocab, ids.tolist(), cu.tolist(), vocab_size=vocab_size)
+    assert seg.segment(ids, cu).tolist() == expected
+
+
+def test_adversarial_tokens_by_hand():
+    vocab = ADVERSARIAL_TOKENS
+    idx = {b: i for i, b in enumerate(vocab)}
+
+    def steps(*tokens):
+        ids = [idx[t] for t in tokens]
+        return sas_core.StepSegmenter(vocab).segment(ids, [0, len(ids)]).tolist()
+
+    # A delimiter belongs to the step it ends; text after it starts the next step.
+    assert steps(b"word", b".\n\n", b" the") == [0, 0, 1]
+    assert steps(b"word", b"\n\nThe") == [0, 1]
+    # Runs are found across token boundaries.
+    assert steps(b"word", b"\n", b"\n", b"word") == [0, 0, 0, 1]
+    assert steps(b"x\n", b"\ny") == [0, 1]
+    # CRLF pairs are not two consecutive newlines.
+    assert steps(b"word", b"\r\n\r\n", b"word") == [0, 0, 0]
+    # Leading and trailing delimiters.
+    assert steps(b"\n\n", b"word", b"\n\n\n") == [0, 1, 1]
+    # Several delimiters inside one token: the token is anchored at its first byte (raw
+    # step 0), the next token after both delimiters (raw step 2), renumbered to 1.
+    assert steps(b"a\n\nb\n\nc", b" the", b"\n\nThe") == [0, 1, 2]
+    # Empty tokens take the step of the byte before them.
+    assert steps(b"", b"word", b".\n\n", b"", b" the") == [0, 0, 0, 0, 1]
+
+
+def test_empty_batch_and_empty_rollouts(qwen_segmenter):
+    assert qwen_segmenter.segment([], [0]).tolist() == []
+    steps, counts = qwen_segmenter.segment_with_counts([], [0, 0, 0])
+    assert steps.size == 0 and counts.tolist() == [0, 0]
+
+
+def _real_texts(qwen):
+    """Reasoning-style texts with every newline pattern we care about."""
+    return [
+        "Let me compute 3 + 4.\n\nFirst, 3 + 4 = 7.\n\nWait, let me double-check: 7.\n\n"
+        "So the answer is \\boxed{7}.",
+        "\n\nStarting with a blank line.\n\n\n\nFour newlines.\nOne newline.\r\n\r\nCRLF.\n\n",
+        "Équation : x² = 4 ⇒ x = ±2.\n\n🙂 Émoji step.\n\n  Indented step.\n \nspace-separated",
+        "Okay.\n\n\n\n\n\nMany.\n\n1. item\n\n2. item\n\n```python\nx = 1\n\n\ny = 2\n```\n\nEnd",
+        "No delimiter at all, just one line.",
+        "",
+    ]
+
+
+def _split_steps(text: str) -> list[str]:
+    """Blank-line steps of a text: each ends with the delimiter that ends it."""
+    return [p for p in re.split(r"(?<=\n\n)(?=[^\n])", text) if p]
+
+
+def _check_steps_match_text(segmenter, enc, text):
+    ids = enc.encode(text, allowed_special="all")
+    steps = segmenter.segment(np.asarray(ids, dtype=np.int64), [0, len(ids)]).tolist()
+    n = max(steps, default=-1) + 1
+    pieces = [
+        b"".join(enc.decode_single_token_bytes(t) for t, s in zip(ids, steps) if s == j)
+        for j in range(n)
+    ]
+    assert [p.decode("utf-8") for p in pieces] == _split_steps(text)
+    assert steps == sorted(steps)  # steps are contiguous runs of tokens
+
+
+def test_real_text_steps_match_text_split(qwen, qwen_segmenter):
+    for text in _real_texts(qwen):
+        _check_steps_match_text(qwen_segmenter, qwen, text)
+
+
+text_st = st.lists(
+    st.sampled_from(
+        [
+            "The",
+            " answer",
+            " is",
+            " 42",
+            ".",
+            "\n",
+            "\n\n",
+            "\n\n\n",
+            "\r\n",
+            " ",
+            "  ",
+            "x²",
+            "🙂",
+            "\\boxed{7}",
+            ",",
+            "\t",
+            "Wait",
+            "1.",
+            "$$",
+            "é",
+        ]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@given(text_st)
+def test_random_text_steps_match_text_split(qwen, qwen_segmenter, text):
+    _check_steps_match_text(qwen_segmenter, qwen, text)
+
+
+@given(st.lists(st.integers(0, 151_935), max_size=200), st.lists(st.integers(0, 200), max_size=5))
+def test_real_vocabulary_random_ids_match_reference(qwen_segmenter, qwen_token_bytes, ids, cuts):
+    cu = sorted({0, len(ids), *[min(c, len(ids)) for c in cuts]})
+    expected = reference.segment(
+        qwen_token_bytes, ids, cu, vocab_size=151_936, think_end_ids=[151_649]
+    )
+    assert qwen_segmenter.segment(np.asarray(ids), cu).tolist() == expected
+
+
+def test_think_end_on_real_vocabulary(qwen, qwen_segmenter):
+    text = "Step one.\n\nStep two.\n\n</think>\n\nThe answer is \\boxed{2}.\n\nDone."
+    ids = qwen.encode(text, allowed_special="all")
+    steps = qwen_segmenter.segment(ids, [0, len(ids)]).tolist()
+    k = ids.index(151_649)
+    assert steps[k:] == [-1] * (len(ids) - k)
+    assert max(steps[:k]) == 1 and min(steps[:k]) == 0
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+def test_thread_count_does_not_change_steps(qwen_segmenter, threads):
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 3000, size=64)
+    cu = np.concatenate([[0], np.cumsum(lengths)])
+    ids = rng.integers(0, 151_936, size=int(cu[-1]))
+    one = qwen_segmenter.segment(ids, cu, num_threads=1)
+    assert np.array_equal(one, qwen_segmenter.segment(ids, cu, num_threads=threads))

@@ -1,0 +1,116 @@
+"""sas_advantages: padded torch tensors in, per-token advantages out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sas_core
+from sas_core import reference
+
+from strategies import options_st
+
+
+def _padded_batch(rng, vocab_size, n_prompts, group, max_len, left_pad):
+    b = n_prompts * group
+    lengths = rng.integers(0, max_len + 1, size=b)
+    a = max(int(lengths.max(initial=0)), 1)
+    ids = torch.full((b, a), 0, dtype=torch.long)
+    lps = torch.zeros((b, a), dtype=torch.float32)
+    mask = torch.zeros((b, a), dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        cols = slice(a - n, a) if left_pad else slice(0, n)
+        ids[i, cols] = torch.from_numpy(rng.integers(0, vocab_size, size=n))
+        lps[i, cols] = torch.from_numpy(-rng.random(n).astype(np.float32) * 6)
+        mask[i, cols] = True
+    rewards = torch.from_numpy((rng.random(b) < 0.5).astype(np.float32))
+    return ids, lps, mask, rewards
+
+
+def _reference_padded(token_bytes, ids, lps, mask, rewards, group, vocab_size, think, **opt):
+    flat_ids, flat_lps, cu = [], [], [0]
+    for i in range(ids.shape[0]):
+        m = mask[i]
+        flat_ids += ids[i][m].tolist()
+        flat_lps += lps[i][m].double().tolist()
+        cu.append(len(flat_ids))
+    steps = reference.segment(token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think)
+    flat = reference.sas_token_advantages(
+        steps, flat_lps, cu, rewards.double().tolist(), group, **opt
+    )
+    out = torch.zeros(ids.shape, dtype=torch.float64)
+    out[mask] = torch.tensor(flat, dtype=torch.float64)
+    return out
+
+
+@given(st.integers(0, 2**32 - 1), st.booleans(), options_st)
+def test_matches_reference_on_real_vocabulary(
+    qwen_segmenter, qwen_token_bytes, seed, left_pad, options
+):
+    rng = np.random.default_rng(seed)
+    ids, lps, mask, rewards = _padded_batch(rng, 151_936, 2, 4, 60, left_pad)
+    adv, stats = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, **options)
+    want = _reference_padded(
+        qwen_token_bytes, ids, lps, mask, rewards, 4, 151_936, [151_649], **options
+    )
+    assert adv.dtype == lps.dtype and adv.shape == lps.shape
+    torch.testing.assert_close(adv.double(), want, rtol=1e-6, atol=1e-6)
+    assert 0.0 <= stats["frac_tokens_zeroed"] <= 1.0
+
+
+def test_steps_of_real_responses_are_zeroed(qwen, qwen_segmenter):
+    texts = [
+        "First step.\n\nSecond step.\n\nThird step.\n\nSo \\boxed{1}.",
+        "Only one step, no blank line.",
+        "A.\n\nB.\n\nC.\n\nD.\n\nE.\n\nF.\n\nG.\n\nH.\n\nI.\n\nJ.",
+        "Wrong.\n\nStill wrong.\n\nVery wrong.",
+    ]
+    enc = [qwen.encode(t) for t in texts]
+    a = max(map(len, enc))
+    ids = torch.zeros((4, a), dtype=torch.long)
+    mask = torch.zeros((4, a), dtype=torch.bool)
+    for i, e in enumerate(enc):
+        ids[i, : len(e)] = torch.tensor(e)
+        mask[i, : len(e)] = True
+    lps = torch.where(mask, -torch.rand(4, a, generator=torch.Generator().manual_seed(0)), 0.0)
+    rewards = torch.tensor([1.0, 1.0, 1.0, 0.0])
+    adv, stats = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter)
+    # Steps per rollout: 4, 1, 10, 3 -> k = 1, 0, 3, 0 at ratio 0.3.
+    assert stats["steps_per_rollout"] == pytest.approx((4 + 1 + 10 + 3) / 4)
+    assert stats["zeroed_steps_correct"] == pytest.approx((1 + 0 + 3) / 3)
+    assert stats["zeroed_steps_failed"] == 0.0
+    assert stats["frac_correct"] == 0.75
+    assert (adv[1][mask[1]] != 0).all()  # one step: nothing to zero
+    assert (adv[~mask] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_output_keeps_dtype_and_device(qwen_segmenter, dtype):
+    rng = np.random.default_rng(5)
+    ids, lps, mask, rewards = _padded_batch(rng, 151_936, 2, 2, 40, False)
+    adv, _ = sas_core.sas_advantages(ids, lps.to(dtype), mask.int(), rewards, 2, qwen_segmenter)
+    assert adv.dtype == dtype and adv.device == lps.device
+
+
+def test_correct_override_uses_given_flags(qwen_segmenter):
+    rng = np.random.default_rng(9)
+    ids, lps, mask, rewards = _padded_batch(rng, 151_936, 1, 4, 80, False)
+    flags = torch.tensor([True, False, True, False])
+    _a, sa = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags)
+    assert sa["frac_correct"] == 0.5
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA or ROCm device")
+def test_gpu_tensors_come_back_on_the_gpu(qwen_segmenter, qwen_token_bytes):
+    rng = np.random.default_rng(11)
+    ids, lps, mask, rewards = _padded_batch(rng, 151_936, 2, 4, 200, True)
+    dev = torch.device("cuda")
+    adv, _ = sas_core.sas_advantages(
+        ids.to(dev), lps.to(dev).bfloat16(), mask.to(dev), rewards.to(dev), 4, qwen_segmenter
+    )
+    assert adv.device.type == "cuda" and adv.dtype == torch.bfloat16
+    cpu, _ = sas_core.sas_advantages(ids, lps.bfloat16(), mask, rewards, 4, qwen_segmenter)
+    torch.testing.assert_close(adv.cpu(), cpu)
