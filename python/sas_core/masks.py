@@ -44,6 +44,19 @@ def _back(a: np.ndarray, device: Any) -> Any:
     return torch.from_numpy(a).to(device)
 
 
+def option_args(
+    ratio: Any, mode: Any, selection: Any, granularity: Any, seed: Any
+) -> tuple[float, str, str, str, int]:
+    """The selection options, checked, in the order the Rust core takes them."""
+    return (
+        _arrays.ratio_value(ratio),
+        _arrays.choice_value(mode, "mode", MODES),
+        _arrays.choice_value(selection, "selection", SELECTIONS),
+        _arrays.choice_value(granularity, "granularity", GRANULARITIES),
+        _arrays.seed_value(seed),
+    )
+
+
 def select_steps(
     step_ids: Any,
     logprobs: Any,
@@ -85,11 +98,7 @@ def select_steps(
         _arrays.float_array(logprobs, "logprobs"),
         _arrays.cu_seqlens_array(cu_seqlens),
         _arrays.bool_array(correct, "correct"),
-        _arrays.ratio_value(ratio),
-        _arrays.choice_value(mode, "mode", MODES),
-        _arrays.choice_value(selection, "selection", SELECTIONS),
-        _arrays.choice_value(granularity, "granularity", GRANULARITIES),
-        _arrays.seed_value(seed),
+        *option_args(ratio, mode, selection, granularity, seed),
         _arrays.threads_value(num_threads),
     )
     return Selection(_back(keep, device), _back(n_units, device), _back(n_selected, device))

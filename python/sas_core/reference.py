@@ -12,7 +12,8 @@ The contract, in brief (README.md has it in full):
    of delimiter runs ending at or before the anchor. A token with no bytes takes the step
    of the byte before it. Raw steps are renumbered 0..n-1. From the first reasoning-end
    token on, tokens get step -1 (outside every step).
-2. Confidence of a step: mean log-prob of its tokens.
+2. Confidence of a step: mean log-prob of its tokens (summed in four lanes, see
+   :func:`step_confidences`).
 3. Selection: k = floor(ratio * n + 1e-9) of a rollout's n steps; the lowest-confidence
    steps of a correct rollout, the highest of a failed one, ties to the lower step id.
 4. Advantages: GRPO normalisation within groups, times the keep mask.
@@ -115,14 +116,20 @@ def segment(
 
 
 def step_confidences(step_ids: Sequence[int], logprobs: Sequence[float]) -> dict[int, float]:
-    """Mean log-prob of each step of one rollout (steps with id -1 excluded)."""
-    sums: dict[int, float] = {}
+    """Mean log-prob of each step of one rollout (steps with id -1 excluded).
+
+    The sum runs in four lanes: the j-th token of a step (j from 0) is added to lane
+    j % 4, and the total is (lane0 + lane1) + (lane2 + lane3). The core sums in this
+    order for speed; fixing it here makes both bit-identical.
+    """
+    lanes: dict[int, list[float]] = {}
     counts: dict[int, int] = {}
     for s, lp in zip(step_ids, logprobs):
         if s >= 0:
-            sums[s] = sums.get(s, 0.0) + float(lp)
-            counts[s] = counts.get(s, 0) + 1
-    return {s: sums[s] / counts[s] for s in sums}
+            j = counts.get(s, 0)
+            lanes.setdefault(s, [0.0, 0.0, 0.0, 0.0])[j % 4] += float(lp)
+            counts[s] = j + 1
+    return {s: ((v[0] + v[1]) + (v[2] + v[3])) / counts[s] for s, v in lanes.items()}
 
 
 def _splitmix64(x: int) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from sas_core import _arrays, _core
+from sas_core.masks import Selection, option_args
 from sas_core.token_bytes import tokenizer_token_bytes
 
 __all__ = ["StepSegmenter"]
@@ -107,3 +108,32 @@ class StepSegmenter:
 
             return torch.from_numpy(steps).to(token_ids.device)
         return steps
+
+    def select_steps(
+        self,
+        token_ids: Any,
+        logprobs: Any,
+        cu_seqlens: Any,
+        correct: Any,
+        *,
+        ratio: float = 0.3,
+        mode: str = "both",
+        selection: str = "confidence",
+        granularity: str = "step",
+        seed: int = 0,
+        num_threads: int | None = None,
+    ) -> Selection:
+        """Segments and selects in one fused pass: ``select_steps(segment(ids), ...)``.
+
+        Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
+        ids. Step ids never leave the Rust core (no batch-sized intermediate array).
+        """
+        keep, n_units, n_selected = self._table.sas_mask(
+            _arrays.int_array(token_ids, "token_ids"),
+            _arrays.float_array(logprobs, "logprobs"),
+            _arrays.cu_seqlens_array(cu_seqlens),
+            _arrays.bool_array(correct, "correct"),
+            *option_args(ratio, mode, selection, granularity, seed),
+            _arrays.threads_value(num_threads),
+        )
+        return Selection(keep, n_units, n_selected)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sas_core import _arrays
-from sas_core.masks import grpo_advantages, select_steps
+from sas_core.masks import grpo_advantages
 
 if TYPE_CHECKING:
     import torch
@@ -118,9 +118,8 @@ def sas_advantages(
         if correct_np.shape != (shape[0],):
             raise ValueError(f"correct: must have shape ({shape[0]},)")
 
-    steps = segmenter.segment(ids, cu, num_threads=num_threads)
-    sel = select_steps(
-        steps,
+    sel = segmenter.select_steps(
+        ids,
         lps,
         cu,
         correct_np,

@@ -12,8 +12,8 @@ use pyo3::types::PyBytes;
 use sas_core::parallel::default_threads;
 use sas_core::select::LogProb;
 use sas_core::{
-    grpo, segment_packed, Granularity, Mode, Packed, SelectOptions, Selection, StepTable,
-    TokenClass, TokenId,
+    grpo, sas_mask_packed, segment_packed, Granularity, Mode, Packed, SelectOptions, Selection,
+    StepTable, TokenClass, TokenId,
 };
 
 use error::{not_contiguous, to_py, type_error};
@@ -66,6 +66,41 @@ impl PyStepTable {
         self.table.n_entries()
     }
 
+    /// Fused segmentation + selection from token ids (see `_core.pyi`).
+    #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, ratio, mode, selection, granularity, seed, num_threads = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sas_mask<'py>(
+        &self,
+        py: Python<'py>,
+        token_ids: &Bound<'py, PyAny>,
+        logprobs: &Bound<'py, PyAny>,
+        cu_seqlens: PyReadonlyArray1<'py, i64>,
+        correct: PyReadonlyArray1<'py, bool>,
+        ratio: f64,
+        mode: &str,
+        selection: &str,
+        granularity: &str,
+        seed: u64,
+        num_threads: Option<usize>,
+    ) -> PyResult<MaskOut<'py>> {
+        let opts = options(ratio, mode, selection, granularity, seed)?;
+        let cu = slice(&cu_seqlens, "cu_seqlens")?;
+        let correct = slice(&correct, "correct")?;
+        let threads = threads(num_threads);
+        if let Ok(ids) = token_ids.extract::<PyReadonlyArray1<'py, i64>>() {
+            let ids = slice(&ids, "token_ids")?;
+            self.sas_mask_typed(py, ids, logprobs, cu, correct, opts, threads)
+        } else if let Ok(ids) = token_ids.extract::<PyReadonlyArray1<'py, i32>>() {
+            let ids = slice(&ids, "token_ids")?;
+            self.sas_mask_typed(py, ids, logprobs, cu, correct, opts, threads)
+        } else {
+            Err(type_error(
+                "token_ids",
+                "a 1-D numpy array of int32 or int64",
+            ))
+        }
+    }
+
     #[pyo3(signature = (token_ids, cu_seqlens, num_threads = None))]
     fn segment<'py>(
         &self,
@@ -88,6 +123,42 @@ impl PyStepTable {
 }
 
 impl PyStepTable {
+    #[allow(clippy::too_many_arguments)]
+    fn sas_mask_typed<'py, I: TokenId>(
+        &self,
+        py: Python<'py>,
+        ids: &[I],
+        logprobs: &Bound<'py, PyAny>,
+        cu: &[i64],
+        correct: &[bool],
+        opts: SelectOptions,
+        threads: usize,
+    ) -> PyResult<MaskOut<'py>> {
+        let table = &self.table;
+        let run = |sel: sas_core::Result<sas_core::Selected>| -> PyResult<MaskOut<'py>> {
+            let sel = sel.map_err(to_py)?;
+            Ok(mask_out(py, sel))
+        };
+        if let Ok(lps) = logprobs.extract::<PyReadonlyArray1<'py, f32>>() {
+            let lps = slice(&lps, "logprobs")?;
+            run(py.detach(|| {
+                let packed = Packed::new(cu)?;
+                sas_mask_packed(table, ids, lps, &packed, correct, &opts, threads)
+            }))
+        } else if let Ok(lps) = logprobs.extract::<PyReadonlyArray1<'py, f64>>() {
+            let lps = slice(&lps, "logprobs")?;
+            run(py.detach(|| {
+                let packed = Packed::new(cu)?;
+                sas_mask_packed(table, ids, lps, &packed, correct, &opts, threads)
+            }))
+        } else {
+            Err(type_error(
+                "logprobs",
+                "a 1-D numpy array of float32 or float64",
+            ))
+        }
+    }
+
     fn segment_typed<'py, I: TokenId + numpy::Element>(
         &self,
         py: Python<'py>,
@@ -134,11 +205,31 @@ fn keep_mask_typed<'py, L: LogProb + numpy::Element>(
             sas_core::keep_mask_packed(step_ids, lps, &packed, correct, &opts, threads)
         })
         .map_err(to_py)?;
-    Ok((
+    Ok(mask_out(py, sel))
+}
+
+fn mask_out(py: Python<'_>, sel: sas_core::Selected) -> MaskOut<'_> {
+    (
         PyArray1::from_vec(py, sel.keep),
         PyArray1::from_vec(py, sel.n_units),
         PyArray1::from_vec(py, sel.n_selected),
-    ))
+    )
+}
+
+fn options(
+    ratio: f64,
+    mode: &str,
+    selection: &str,
+    granularity: &str,
+    seed: u64,
+) -> PyResult<SelectOptions> {
+    Ok(SelectOptions {
+        ratio,
+        mode: Mode::parse(mode).map_err(to_py)?,
+        selection: Selection::parse(selection).map_err(to_py)?,
+        granularity: Granularity::parse(granularity).map_err(to_py)?,
+        seed,
+    })
 }
 
 /// Keep mask plus per-rollout unit and selection counts (see `_core.pyi`).
@@ -158,13 +249,7 @@ fn keep_mask<'py>(
     seed: u64,
     num_threads: Option<usize>,
 ) -> PyResult<MaskOut<'py>> {
-    let opts = SelectOptions {
-        ratio,
-        mode: Mode::parse(mode).map_err(to_py)?,
-        selection: Selection::parse(selection).map_err(to_py)?,
-        granularity: Granularity::parse(granularity).map_err(to_py)?,
-        seed,
-    };
+    let opts = options(ratio, mode, selection, granularity, seed)?;
     let step_ids = slice(&step_ids, "step_ids")?;
     let cu = slice(&cu_seqlens, "cu_seqlens")?;
     let correct = slice(&correct, "correct")?;

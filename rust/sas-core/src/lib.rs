@@ -9,9 +9,11 @@
 //!    [`vocab::StepTable`] built once per tokenizer (no decoding);
 //! 2. [`select::keep_mask_packed`]: step ids + log-probs -> keep mask (False on the
 //!    selected steps);
+//!    ([`fused::sas_mask_packed`] does 1 and 2 in one pass per rollout);
 //! 3. [`grpo::grpo_advantages`]: the per-rollout GRPO advantage that the mask multiplies.
 
 pub mod error;
+pub mod fused;
 pub mod grpo;
 pub mod packed;
 pub mod parallel;
@@ -21,6 +23,7 @@ pub mod select;
 pub mod vocab;
 
 pub use error::{Result, SasError};
+pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;
 pub use packed::Packed;
 pub use segment::{segment_packed, TokenId};

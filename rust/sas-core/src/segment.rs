@@ -16,7 +16,7 @@
 use crate::error::{Result, SasError};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
-use crate::vocab::StepTable;
+use crate::vocab::{code, StepTable};
 
 /// Integer types accepted as token ids.
 pub trait TokenId: Copy + Send + Sync {
@@ -46,49 +46,88 @@ pub fn segment_rollout<I: TokenId>(
     offset: usize,
 ) -> Result<u32> {
     debug_assert_eq!(ids.len(), out.len());
+    segment_rollout_with(table, ids, offset, |i, step| out[i] = step, |_, _| {})
+}
+
+/// Segments one rollout, calling `on_token(position, step id)` for every token and
+/// `on_segment(position, step id)` where a new run of equal step ids begins (step ids
+/// never decrease, and -1 runs to the end once the reasoning region ends). Returns the
+/// number of steps. Generic so that each caller's unused callback compiles away.
+#[inline(always)]
+pub fn segment_rollout_with<I, T, S>(
+    table: &StepTable,
+    ids: &[I],
+    offset: usize,
+    mut on_token: T,
+    mut on_segment: S,
+) -> Result<u32>
+where
+    I: TokenId,
+    T: FnMut(usize, i32),
+    S: FnMut(usize, i32),
+{
     let mut closed: u32 = 0;
     let mut open: u8 = 0;
     let mut last_raw: u32 = u32::MAX;
     let mut step: i32 = -1;
     let mut in_reasoning = true;
-    for (i, (&id, o)) in ids.iter().zip(out.iter_mut()).enumerate() {
-        let Some(c) = table.class(id.to_i64()) else {
+    let mut emitted: i32 = i32::MIN;
+    let mut n_steps: u32 = 0;
+    let codes = table.codes();
+    for (i, &id) in ids.iter().enumerate() {
+        let id = id.to_i64();
+        // Fast path, most tokens of any text: a token with no newline (code MIXED and
+        // nothing else) after a token that left no open run and no pending step change.
+        // Such a token changes no state, so it takes the current step.
+        if let Some(&code::MIXED) = codes.get(id as u64 as usize) {
+            if open == 0 && closed == last_raw && in_reasoning {
+                on_token(i, step);
+                continue;
+            }
+        }
+        let Some(c) = table.code(id) else {
             return Err(SasError::new(
                 "token_ids",
                 format!(
-                    "token id {} at position {} is outside the vocabulary (0..{})",
-                    id.to_i64(),
+                    "token id {id} at position {} is outside the vocabulary (0..{})",
                     offset + i,
                     table.vocab_size()
                 ),
             ));
         };
+        // Written without data-dependent branches: the common path is a few ALU ops.
+        let mixed = c & code::MIXED != 0;
+        let lead = (c >> code::LEAD_SHIFT) & 3;
+        let trail = (c >> code::TRAIL_SHIFT) & 3;
+        let sum = open + lead;
+        // A mixed token's leading newlines extend the open run; a run of two or more
+        // is a delimiter that ends before the token's first non-newline byte.
+        let raw = closed + u32::from(mixed & (sum >= 2));
+        if mixed {
+            let inner = if c & code::HAS_INNER != 0 {
+                table.inner(id)
+            } else {
+                0
+            };
+            closed = raw.saturating_add(inner);
+        }
+        // Only newlines (or nothing): the token sits inside the open run, whose step
+        // is the one it ends.
+        open = if mixed { trail } else { sum.min(2) };
+        step += i32::from(raw != last_raw);
+        last_raw = raw;
         // Keep validating ids after the reasoning region ends; only the steps stop.
-        in_reasoning &= !c.think_end;
-        if !in_reasoning {
-            *o = -1;
-            continue;
+        in_reasoning &= c & code::THINK_END == 0;
+        let s = if in_reasoning { step } else { -1 };
+        if s != emitted {
+            on_segment(i, s);
+            emitted = s;
+            // Steps are numbered from 0 in order: the count is one past the last.
+            n_steps = if s >= 0 { s as u32 + 1 } else { n_steps };
         }
-        let raw = if c.mixed {
-            // The token's leading newlines extend the open run; a run of two or more is
-            // a delimiter that ends before the token's first non-newline byte.
-            let raw = closed + u32::from(open + c.lead >= 2);
-            closed = raw.saturating_add(c.inner);
-            open = c.trail;
-            raw
-        } else {
-            // Only newlines (or nothing): the token sits inside the open run, whose
-            // step is the one it ends.
-            open = (open + c.lead).min(2);
-            closed
-        };
-        if raw != last_raw {
-            step += 1;
-            last_raw = raw;
-        }
-        *o = step;
+        on_token(i, s);
     }
-    Ok((step + 1) as u32)
+    Ok(n_steps)
 }
 
 /// Segments a packed batch. Returns the step id of every token; `steps_per_rollout`, if
@@ -172,7 +211,12 @@ mod tests {
         let table = StepTable::from_bytes(tokens, None, think_end_id.as_slice()).unwrap();
         let ids: Vec<i64> = (0..tokens.len() as i64).collect();
         let mut out = vec![0; ids.len()];
-        segment_rollout(&table, &ids, &mut out, 0).unwrap();
+        let n = segment_rollout(&table, &ids, &mut out, 0).unwrap();
+        assert_eq!(
+            n as i32,
+            out.iter().max().map_or(0, |m| m + 1),
+            "step count"
+        );
         out
     }
 

@@ -3,8 +3,9 @@
 //! With n units (steps, or tokens at token granularity) in a rollout, k = floor(r*n)
 //! are selected: the lowest-confidence units of a correct rollout, the highest-confidence
 //! units of a failed one (or k random units), ties to the lower unit id. A step's
-//! confidence is the mean log-prob of its tokens, summed left to right in f64 so that
-//! the pure-Python reference gets bit-identical values and therefore the same ranking.
+//! confidence is the mean log-prob of its tokens, summed in f64 in a fixed order
+//! ([`LaneSum`]) so that the pure-Python reference gets bit-identical values and
+//! therefore the same ranking.
 
 use crate::error::{Result, SasError};
 use crate::packed::Packed;
@@ -145,111 +146,280 @@ fn float_key(x: f64) -> u64 {
 
 /// Per-thread buffers, reused across rollouts.
 #[derive(Default)]
-struct Scratch {
-    sum: Vec<f64>,
-    count: Vec<u32>,
-    units: Vec<(u64, u32)>,
+pub(crate) struct Scratch {
+    /// Log-prob sum per step id, for rollouts whose step ids are not non-decreasing
+    /// (never the case for segmenter output).
+    dense: Vec<LaneSum>,
+    /// (sort key, unit id) per unit.
+    pub(crate) units: Vec<(u64, u32)>,
     chosen: Vec<bool>,
+    /// (first position, step id) of each run of equal step ids (fused path only).
+    pub(crate) runs: Vec<(u32, i32)>,
 }
 
-struct Rollout<'a, L> {
-    step_ids: &'a [i32],
-    logprobs: &'a [L],
-    correct: bool,
-    index: usize,
-    offset: usize,
+/// Mean log-prob of consecutive steps, fed token by token in order. Each step's sum
+/// is accumulated left to right in f64, as the reference does.
+/// A step's log-prob sum in four interleaved f64 lanes: the token with ordinal j in
+/// the step goes to lane j mod 4, and the total is (l0 + l1) + (l2 + l3).
+///
+/// One running sum would chain every token on the 4-cycle latency of an f64 add; four
+/// lanes let four adds be in flight. The order is fixed by the contract, so the
+/// pure-Python reference computes bit-identical confidences (and rankings).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LaneSum {
+    // Position p holds lane (p + count) mod 4: each add goes to position 0 and rotates
+    // it to the back, which compiles to register renames rather than indexing.
+    p: [f64; 4],
+    pub count: u32,
 }
 
-fn select_rollout<L: LogProb>(
-    r: &Rollout<'_, L>,
-    opts: &SelectOptions,
-    s: &mut Scratch,
-    keep: &mut [bool],
-) -> Result<(u32, u32)> {
-    let len = r.step_ids.len();
-    let by_step = opts.granularity == Granularity::Step;
-    if by_step {
-        s.sum.clear();
-        s.sum.resize(len, 0.0);
-        s.count.clear();
-        s.count.resize(len, 0);
+impl LaneSum {
+    #[inline(always)]
+    pub fn add(&mut self, x: f64) {
+        let [a, b, c, d] = self.p;
+        self.p = [b, c, d, a + x];
+        self.count += 1;
     }
-    let mut in_step_tokens = 0usize;
-    for (i, (&id, &lp)) in r.step_ids.iter().zip(r.logprobs).enumerate() {
-        let lp = lp.to_f64();
-        if !lp.is_finite() {
-            return Err(SasError::new(
-                "logprobs",
-                format!("must be finite, got {lp} at position {}", r.offset + i),
-            ));
+
+    /// The four lanes in lane order. A `match` rather than an index computed from
+    /// `count`: dynamic indexing would keep the lanes in memory, not registers.
+    pub fn lanes(&self) -> [f64; 4] {
+        let [a, b, c, d] = self.p;
+        match self.count & 3 {
+            0 => [a, b, c, d],
+            1 => [d, a, b, c],
+            2 => [c, d, a, b],
+            _ => [b, c, d, a],
         }
-        if id < -1 || id as i64 >= len as i64 {
-            return Err(SasError::new(
-                "step_ids",
-                format!(
-                    "must be -1 or in [0, rollout length {len}), got {id} at position {}",
-                    r.offset + i
-                ),
-            ));
-        }
+    }
+
+    pub fn total(&self) -> f64 {
+        let [l0, l1, l2, l3] = self.lanes();
+        (l0 + l1) + (l2 + l3)
+    }
+
+    pub fn mean(&self) -> f64 {
+        self.total() / self.count as f64
+    }
+}
+
+pub(crate) struct Rollout<'a, L> {
+    pub(crate) step_ids: &'a [i32],
+    pub(crate) logprobs: &'a [L],
+    pub(crate) correct: bool,
+    pub(crate) index: usize,
+    pub(crate) offset: usize,
+}
+
+/// Finds the first invalid token of a rollout, if any: a non-finite log-prob or a
+/// step id outside [-1, len).
+fn validate<L: LogProb>(r: &Rollout<'_, L>) -> Result<()> {
+    check_finite(r.logprobs, r.offset)?;
+    let len = r.step_ids.len() as i64;
+    let in_range = r
+        .step_ids
+        .iter()
+        .fold(true, |ok, &id| ok & (id >= -1) & ((id as i64) < len));
+    if !in_range {
+        let i = r
+            .step_ids
+            .iter()
+            .position(|&id| id < -1 || id as i64 >= len);
+        let i = i.unwrap_or(0);
+        return Err(SasError::new(
+            "step_ids",
+            format!(
+                "must be -1 or in [0, rollout length {len}), got {} at position {}",
+                r.step_ids[i],
+                r.offset + i
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Step means of a rollout whose steps are contiguous runs of tokens in increasing id
+/// order (as the segmenter produces), pushed to `units` as (f64 bits, step id).
+/// Returns false, leaving `units` partial, for any other layout.
+fn ordered_step_means<L: LogProb>(
+    step_ids: &[i32],
+    logprobs: &[L],
+    units: &mut Vec<(u64, u32)>,
+) -> bool {
+    let mut last = -1;
+    let mut i = 0;
+    while i < step_ids.len() {
+        let id = step_ids[i];
+        let run = step_ids[i..].iter().take_while(|&&x| x == id).count();
         if id >= 0 {
-            in_step_tokens += 1;
-            if by_step {
-                s.sum[id as usize] += lp;
-                s.count[id as usize] += 1;
+            if id <= last {
+                return false;
             }
+            units.push((slice_mean(&logprobs[i..i + run]).to_bits(), id as u32));
+            last = id;
         }
+        i += run;
     }
+    true
+}
 
+/// Pass 1: validates every token and collects the units into `s.units` as
+/// (confidence bits, unit id). Returns the step-id bound (max id + 1).
+fn collect_units<L: LogProb>(r: &Rollout<'_, L>, by_step: bool, s: &mut Scratch) -> Result<usize> {
+    validate(r)?;
+    let bound = r.step_ids.iter().fold(-1, |m, &id| m.max(id)) + 1;
+    let bound = bound as usize;
     s.units.clear();
-    if by_step {
-        for (id, (&sum, &count)) in s.sum.iter().zip(&s.count).enumerate() {
-            if count > 0 {
-                s.units.push(((sum / count as f64).to_bits(), id as u32));
-            }
-        }
-    } else {
+    if !by_step {
         for (pos, (&id, &lp)) in r.step_ids.iter().zip(r.logprobs).enumerate() {
             if id >= 0 {
                 s.units.push((lp.to_f64().to_bits(), pos as u32));
             }
         }
+    } else if !ordered_step_means(r.step_ids, r.logprobs, &mut s.units) {
+        s.units.clear();
+        s.dense.clear();
+        s.dense.resize(bound, LaneSum::default());
+        for (&id, &lp) in r.step_ids.iter().zip(r.logprobs) {
+            if id >= 0 {
+                s.dense[id as usize].add(lp.to_f64());
+            }
+        }
+        for (id, sum) in s.dense.iter().enumerate() {
+            if sum.count > 0 {
+                s.units.push((sum.mean().to_bits(), id as u32));
+            }
+        }
     }
-    let n = s.units.len();
-    debug_assert!(by_step || n == in_step_tokens);
-    keep.fill(true);
-    let k = n_selected(opts.ratio, n);
-    if k == 0 || !opts.mode.applies(r.correct) {
-        return Ok((n as u32, 0));
-    }
+    Ok(bound)
+}
 
+pub(crate) fn select_rollout<L: LogProb>(
+    r: &Rollout<'_, L>,
+    opts: &SelectOptions,
+    s: &mut Scratch,
+    keep: &mut [bool],
+) -> Result<(u32, u32)> {
+    let by_step = opts.granularity == Granularity::Step;
+    let bound = collect_units(r, by_step, s)?;
+    Ok(apply_selection(
+        r.step_ids, r.correct, r.index, bound, opts, s, keep,
+    ))
+}
+
+/// Pass 2: given the units in `s.units` as (confidence bits, unit id), selects k of
+/// them and writes the rollout's keep mask. Returns (n, k).
+fn apply_selection(
+    step_ids: &[i32],
+    correct: bool,
+    index: usize,
+    bound: usize,
+    opts: &SelectOptions,
+    s: &mut Scratch,
+    keep: &mut [bool],
+) -> (u32, u32) {
+    let n = s.units.len();
+    let k = choose_units(&mut s.units, correct, index, opts);
+    keep.fill(true);
+    if k == 0 {
+        return (n as u32, 0);
+    }
+    if opts.granularity == Granularity::Step {
+        s.chosen.clear();
+        s.chosen.resize(bound, false);
+        for &(_, id) in &s.units[..k] {
+            s.chosen[id as usize] = true;
+        }
+        for (kp, &id) in keep.iter_mut().zip(step_ids) {
+            *kp = id < 0 || !s.chosen[id as usize];
+        }
+    } else {
+        for &(_, pos) in &s.units[..k] {
+            keep[pos as usize] = false;
+        }
+    }
+    (n as u32, k as u32)
+}
+
+/// Reorders `units` (confidence bits, unit id) so that the selected ones come first
+/// and returns how many are selected (0 where `mode` spares the rollout).
+pub(crate) fn choose_units(
+    units: &mut [(u64, u32)],
+    correct: bool,
+    index: usize,
+    opts: &SelectOptions,
+) -> usize {
+    let n = units.len();
+    let k = n_selected(opts.ratio, n);
+    if k == 0 || !opts.mode.applies(correct) {
+        return 0;
+    }
     // Rewrite each unit's key so that the k smallest (key, id) pairs are the selection.
-    for u in s.units.iter_mut() {
+    for u in units.iter_mut() {
         u.0 = match opts.selection {
-            Selection::Random => unit_key(opts.seed, r.index as u64, u.1 as u64),
-            Selection::Confidence if r.correct => float_key(f64::from_bits(u.0)),
+            Selection::Random => unit_key(opts.seed, index as u64, u.1 as u64),
+            Selection::Confidence if correct => float_key(f64::from_bits(u.0)),
             Selection::Confidence => float_key(-f64::from_bits(u.0)),
         };
     }
     if k < n {
-        s.units.select_nth_unstable(k - 1);
+        units.select_nth_unstable(k - 1);
     }
-    let chosen = &s.units[..k];
-    if by_step {
-        s.chosen.clear();
-        s.chosen.resize(len, false);
-        for &(_, id) in chosen {
-            s.chosen[id as usize] = true;
-        }
-        for (kp, &id) in keep.iter_mut().zip(r.step_ids) {
-            *kp = id < 0 || !s.chosen[id as usize];
-        }
-    } else {
-        for &(_, pos) in chosen {
-            keep[pos as usize] = false;
+    k
+}
+
+/// Mean of a step's log-probs in the [`LaneSum`] order, over a contiguous slice: four
+/// independent accumulators that the compiler turns into one SIMD add per 4 tokens.
+pub(crate) fn slice_mean<L: LogProb>(xs: &[L]) -> f64 {
+    let mut lane = [0.0f64; 4];
+    let chunks = xs.chunks_exact(4);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..4 {
+            lane[k] += c[k].to_f64();
         }
     }
-    Ok((n as u32, k as u32))
+    for (k, x) in rest.iter().enumerate() {
+        lane[k] += x.to_f64();
+    }
+    ((lane[0] + lane[1]) + (lane[2] + lane[3])) / xs.len() as f64
+}
+
+/// All log-probs finite (a branch-free fold that vectorises); the error names the
+/// first bad one.
+pub(crate) fn check_finite<L: LogProb>(logprobs: &[L], offset: usize) -> Result<()> {
+    if logprobs
+        .iter()
+        .fold(true, |ok, &x| ok & x.to_f64().is_finite())
+    {
+        return Ok(());
+    }
+    let i = logprobs
+        .iter()
+        .position(|x| !x.to_f64().is_finite())
+        .unwrap_or(0);
+    Err(SasError::new(
+        "logprobs",
+        format!(
+            "must be finite, got {} at position {}",
+            logprobs[i].to_f64(),
+            offset + i
+        ),
+    ))
+}
+
+pub(crate) fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
+    if correct.len() == packed.len() {
+        return Ok(());
+    }
+    Err(SasError::new(
+        "correct",
+        format!(
+            "has {} entries but cu_seqlens holds {} rollouts",
+            correct.len(),
+            packed.len()
+        ),
+    ))
 }
 
 /// Keep mask of a packed batch: per token, false where its step (or token) is selected.
@@ -341,6 +511,23 @@ mod tests {
     }
 
     #[test]
+    fn lane_sum_is_the_documented_order() {
+        let xs = [0.1, 1e16, -0.3, 2.5, -1e16, 7.0, 0.2];
+        let mut s = LaneSum::default();
+        for &x in &xs {
+            s.add(x);
+        }
+        let lanes: Vec<f64> = (0..4)
+            .map(|k| xs.iter().skip(k).step_by(4).fold(0.0, |a, x| a + x))
+            .collect();
+        assert_eq!(
+            s.total().to_bits(),
+            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])).to_bits()
+        );
+        assert_eq!(s.count, 7);
+    }
+
+    #[test]
     fn k_uses_floor_with_tolerance() {
         assert_eq!(n_selected(0.3, 10), 3);
         assert_eq!(n_selected(0.3, 3), 0);
@@ -385,6 +572,28 @@ mod tests {
         let mut o = opts(0.5);
         o.granularity = Granularity::Token;
         assert_eq!(mask(&ids, &lps, true, o), [false, true, true, true]);
+    }
+
+    #[test]
+    fn unordered_step_ids_give_the_same_selection() {
+        // Steps listed out of order (not segmenter output, but valid input).
+        let ordered = mask(
+            &[0, 0, 1, 2, 2],
+            &[-1.0, -3.0, -0.5, -4.0, -1.0],
+            true,
+            opts(0.34),
+        );
+        let shuffled = mask(
+            &[2, 2, 1, 0, 0],
+            &[-4.0, -1.0, -0.5, -1.0, -3.0],
+            true,
+            opts(0.34),
+        );
+        assert_eq!(ordered, [true, true, true, false, false]);
+        assert_eq!(shuffled, [false, false, true, true, true]);
+        // Interleaved ids sum in token order, like the reference.
+        let inter = mask(&[0, 1, 0, 1], &[-1.0, -2.0, -1.0, -2.0], true, opts(0.5));
+        assert_eq!(inter, [true, false, true, false]);
     }
 
     #[test]

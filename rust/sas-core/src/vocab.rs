@@ -70,10 +70,35 @@ fn saturate(n: usize) -> u8 {
     n.min(SAT as usize) as u8
 }
 
+/// Bit layout of a packed token code (see [`StepTable::code`]).
+pub mod code {
+    pub const MIXED: u8 = 1;
+    pub const LEAD_SHIFT: u8 = 1;
+    pub const TRAIL_SHIFT: u8 = 3;
+    pub const THINK_END: u8 = 1 << 5;
+    pub const HAS_INNER: u8 = 1 << 6;
+}
+use code::{HAS_INNER, LEAD_SHIFT, MIXED, THINK_END, TRAIL_SHIFT};
+
+impl TokenClass {
+    /// One byte per token keeps a 150K-entry table in L2 cache (8 bytes per entry did
+    /// not, and table misses dominated segmentation). `inner` lives in a side table.
+    fn pack(&self) -> u8 {
+        u8::from(self.mixed)
+            | (self.lead << LEAD_SHIFT)
+            | (self.trail << TRAIL_SHIFT)
+            | if self.think_end { THINK_END } else { 0 }
+            | if self.inner > 0 { HAS_INNER } else { 0 }
+    }
+}
+
 /// The byte table of one tokenizer, plus the segmenter's options.
 #[derive(Debug, Clone)]
 pub struct StepTable {
-    classes: Vec<TokenClass>,
+    /// Packed [`TokenClass`] per id (see [`TokenClass::pack`]).
+    codes: Vec<u8>,
+    /// `inner` per id; read only for the rare tokens with `HAS_INNER`.
+    inner: Vec<u32>,
     vocab_size: usize,
 }
 
@@ -117,7 +142,8 @@ impl StepTable {
             }
         }
         Ok(Self {
-            classes,
+            codes: classes.iter().map(TokenClass::pack).collect(),
+            inner: classes.iter().map(|c| c.inner).collect(),
             vocab_size,
         })
     }
@@ -138,16 +164,53 @@ impl StepTable {
 
     /// Number of entries with bytes.
     pub fn n_entries(&self) -> usize {
-        self.classes.len()
+        self.codes.len()
+    }
+
+    /// Packed class of token `id` (bits in [`code`]; 0 for padding ids), or `None`
+    /// when the id is outside `0..vocab_size`.
+    #[inline(always)]
+    pub fn code(&self, id: i64) -> Option<u8> {
+        // A negative id wraps to a huge u64 and fails both checks.
+        let u = id as u64;
+        if u < self.codes.len() as u64 {
+            Some(self.codes[u as usize])
+        } else if u < self.vocab_size as u64 {
+            Some(0)
+        } else {
+            None
+        }
+    }
+
+    /// The packed codes of the ids with bytes (`0..n_entries`).
+    #[inline]
+    pub fn codes(&self) -> &[u8] {
+        &self.codes
+    }
+
+    /// `inner` of a token whose code has `HAS_INNER`.
+    #[inline]
+    pub fn inner(&self, id: i64) -> u32 {
+        self.inner[id as usize]
     }
 
     /// Class of token `id`, or `None` when the id is outside `0..vocab_size`.
-    #[inline(always)]
     pub fn class(&self, id: i64) -> Option<TokenClass> {
         // A negative id wraps to a huge u64 and fails both checks.
         let u = id as u64;
-        if u < self.classes.len() as u64 {
-            Some(self.classes[u as usize])
+        if u < self.codes.len() as u64 {
+            let code = self.codes[u as usize];
+            Some(TokenClass {
+                mixed: code & MIXED != 0,
+                lead: (code >> LEAD_SHIFT) & 3,
+                trail: (code >> TRAIL_SHIFT) & 3,
+                inner: if code & HAS_INNER != 0 {
+                    self.inner[u as usize]
+                } else {
+                    0
+                },
+                think_end: code & THINK_END != 0,
+            })
         } else if u < self.vocab_size as u64 {
             Some(TokenClass::EMPTY)
         } else {
@@ -175,6 +238,24 @@ mod tests {
         assert_eq!((t.lead, t.trail, t.inner), (0, 1, 2));
         let t = TokenClass::of(b"\r\n\r\n");
         assert_eq!((t.lead, t.trail, t.inner), (0, 1, 0));
+    }
+
+    #[test]
+    fn packing_round_trips() {
+        let tokens: Vec<&[u8]> = vec![
+            b"",
+            b"\n",
+            b"\n\n\n",
+            b".\n\n",
+            b"\nx\n\ny\n\n\nz\n",
+            b"</think>",
+        ];
+        let table = StepTable::from_bytes(&tokens, None, &[5]).unwrap();
+        for (i, t) in tokens.iter().enumerate() {
+            let mut want = TokenClass::of(t);
+            want.think_end = i == 5;
+            assert_eq!(table.class(i as i64), Some(want), "{t:?}");
+        }
     }
 
     #[test]

@@ -1,0 +1,166 @@
+//! The whole SAS mask from token ids in one call, for the default step granularity.
+//!
+//! The segmenter's steps are contiguous runs of tokens, so each rollout is segmented
+//! into its list of runs (a few dozen entries) rather than a step id per token. Step
+//! means are then sums over contiguous log-prob slices (vectorised), and the keep mask
+//! is written by filling the selected runs. No per-token intermediate array exists.
+//!
+//! Same result as [`crate::segment_packed`] followed by [`crate::keep_mask_packed`]
+//! (the tests check it); this is the path `sas_advantages` takes.
+
+use crate::error::Result;
+use crate::packed::Packed;
+use crate::parallel::map_rollouts;
+use crate::segment::{segment_rollout_with, TokenId};
+use crate::select::{
+    check_finite, choose_units, keep_mask_packed, slice_mean, Granularity, LogProb, Scratch,
+    SelectOptions, Selected,
+};
+use crate::vocab::StepTable;
+
+/// Keep mask of a packed batch straight from token ids and log-probs.
+pub fn sas_mask_packed<I: TokenId, L: LogProb>(
+    table: &StepTable,
+    ids: &[I],
+    logprobs: &[L],
+    packed: &Packed<'_>,
+    correct: &[bool],
+    opts: &SelectOptions,
+    threads: usize,
+) -> Result<Selected> {
+    opts.validate()?;
+    packed.check_len("token_ids", ids.len())?;
+    if opts.granularity == Granularity::Token {
+        // Token granularity needs no step confidences: nothing to fuse.
+        let (steps, _) = crate::segment_packed(table, ids, packed, threads)?;
+        return keep_mask_packed(&steps, logprobs, packed, correct, opts, threads);
+    }
+    packed.check_len("logprobs", logprobs.len())?;
+    crate::select::check_correct_len(packed, correct)?;
+
+    let mut keep = vec![true; packed.n_tokens()];
+    let results = map_rollouts(
+        packed,
+        &mut keep,
+        threads,
+        Scratch::default,
+        |s, b, r, out| {
+            let lps = &logprobs[r.clone()];
+            // Segmenter steps are contiguous runs of tokens, so the rollout is kept as its
+            // runs (start, step id): a few dozen entries instead of a step id per token.
+            let runs = &mut s.runs;
+            runs.clear();
+            segment_rollout_with(
+                table,
+                &ids[r.clone()],
+                r.start,
+                |_, _| {},
+                |i, step| runs.push((i as u32, step)),
+            )?;
+            check_finite(lps, r.start)?;
+            let end = |j: usize| runs.get(j + 1).map_or(lps.len(), |e| e.0 as usize);
+            s.units.clear();
+            for (j, &(start, step)) in runs.iter().enumerate() {
+                if step >= 0 {
+                    let mean = slice_mean(&lps[start as usize..end(j)]);
+                    s.units.push((mean.to_bits(), step as u32));
+                }
+            }
+            let n = s.units.len();
+            let k = choose_units(&mut s.units, correct[b], b, opts);
+            // Runs with step >= 0 are steps 0..n-1 in order: step j is run j.
+            for &(_, step) in &s.units[..k] {
+                let j = step as usize;
+                out[runs[j].0 as usize..end(j)].fill(false);
+            }
+            Ok((n as u32, k as u32))
+        },
+    );
+    let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
+    let (n_units, n_selected) = counts.into_iter().unzip();
+    Ok(Selected {
+        keep,
+        n_units,
+        n_selected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::splitmix64;
+    use crate::segment_packed;
+    use crate::select::{Mode, Selection};
+
+    #[test]
+    fn fused_equals_segment_then_select() {
+        let vocab: Vec<&[u8]> = vec![
+            b"a",
+            b" b",
+            b".\n\n",
+            b"\n",
+            b"\n\nc",
+            b"x\n\ny",
+            b"</think>",
+        ];
+        let table = StepTable::from_bytes(&vocab, Some(9), &[6]).unwrap();
+        let mut state = 3u64;
+        let mut next = || {
+            state = splitmix64(state);
+            state
+        };
+        for _ in 0..300 {
+            let b = (next() % 5) as usize;
+            let mut cu = vec![0i64];
+            for _ in 0..b {
+                cu.push(cu.last().unwrap() + (next() % 200) as i64);
+            }
+            let n = *cu.last().unwrap() as usize;
+            let ids: Vec<i64> = (0..n).map(|_| (next() % 9) as i64).collect();
+            let lps: Vec<f32> = (0..n).map(|_| -((next() % 1000) as f32) / 100.0).collect();
+            let correct: Vec<bool> = (0..b).map(|_| next() % 2 == 0).collect();
+            let packed = Packed::new(&cu).unwrap();
+            for mode in [Mode::Both, Mode::Correct, Mode::Failed] {
+                for selection in [Selection::Confidence, Selection::Random] {
+                    for granularity in [Granularity::Step, Granularity::Token] {
+                        let opts = SelectOptions {
+                            ratio: 0.3,
+                            mode,
+                            selection,
+                            granularity,
+                            seed: 5,
+                        };
+                        let (steps, _) = segment_packed(&table, &ids, &packed, 1).unwrap();
+                        let two = keep_mask_packed(&steps, &lps, &packed, &correct, &opts, 1);
+                        let one = sas_mask_packed(&table, &ids, &lps, &packed, &correct, &opts, 2);
+                        assert_eq!(one.unwrap(), two.unwrap());
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fused_reports_bad_inputs() {
+        let table = StepTable::from_bytes(&[b"a".as_slice()], None, &[]).unwrap();
+        let cu = [0i64, 2];
+        let packed = Packed::new(&cu).unwrap();
+        let o = SelectOptions {
+            ratio: 0.3,
+            mode: Mode::Both,
+            selection: Selection::Confidence,
+            granularity: Granularity::Step,
+            seed: 0,
+        };
+        let run = |ids: &[i64], lps: &[f64], c: &[bool]| {
+            sas_mask_packed(&table, ids, lps, &packed, c, &o, 1)
+                .unwrap_err()
+                .arg
+        };
+        assert_eq!(run(&[0, 1], &[0.0, 0.0], &[true]), "token_ids");
+        assert_eq!(run(&[0, 0], &[0.0, f64::NAN], &[true]), "logprobs");
+        assert_eq!(run(&[0], &[0.0, 0.0], &[true]), "token_ids");
+        assert_eq!(run(&[0, 0], &[0.0], &[true]), "logprobs");
+        assert_eq!(run(&[0, 0], &[0.0, 0.0], &[]), "correct");
+    }
+}
