@@ -19,21 +19,24 @@ dev: $(PY)
 lint: dev
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -q -- -D warnings
-	$(VENV)/bin/ruff check python tests
-	$(VENV)/bin/ruff format --check python tests
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
 
 test-rust:
 	cargo test -p sas-core
 
+# The benchmarks run once each, untimed, so their equality checks are tests too.
 test-python: dev
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests benchmarks -q --benchmark-disable
 
 ## test: everything CI runs
 test: lint test-rust test-python
 
 ## bench: the benchmark suite, for real, JSON into .benchmarks/
 bench: dev
+	mkdir -p .benchmarks
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=.benchmarks/latest.json
+	$(PY) benchmarks/report.py .benchmarks/latest.json
 
 ## demo: the main job (CPU, no downloads)
 demo: dev

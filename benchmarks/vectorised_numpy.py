@@ -1,8 +1,9 @@
 """The best vectorised numpy SAS mask we could write: the Rust core's competitor.
 
 Same contract as the core (default options: step granularity, confidence selection,
-both modes). Segmentation runs the core's two-number state machine as prefix sums over
-a per-vocabulary table; selection sorts all steps of the batch once with ``lexsort``.
+both modes), for segmenter output (each step one contiguous run of tokens).
+Segmentation runs the core's two-number state machine as prefix sums over a
+per-vocabulary table; selection sorts all steps of the batch once with ``lexsort``.
 """
 
 from __future__ import annotations
@@ -81,8 +82,9 @@ def segment(table: NumpyTable, ids: np.ndarray, cu: np.ndarray) -> np.ndarray:
     return steps
 
 
-def keep_mask(steps: np.ndarray, logprobs: np.ndarray, cu: np.ndarray, correct: np.ndarray,
-              ratio: float = 0.3) -> np.ndarray:
+def keep_mask(
+    steps: np.ndarray, logprobs: np.ndarray, cu: np.ndarray, correct: np.ndarray, ratio: float = 0.3
+) -> np.ndarray:
     lengths = np.diff(cu)
     b = lengths.size
     rollout = np.repeat(np.arange(b), lengths)
@@ -92,9 +94,19 @@ def keep_mask(steps: np.ndarray, logprobs: np.ndarray, cu: np.ndarray, correct: 
     np.maximum.at(n_steps, rollout[valid], steps[valid].astype(np.int64) + 1)
     offset = np.concatenate([[0], np.cumsum(n_steps)[:-1]])
     g = offset[rollout] + steps
-    sums = np.bincount(g[valid], weights=logprobs[valid].astype(np.float64),
-                       minlength=int(n_steps.sum()))
-    counts = np.bincount(g[valid], minlength=int(n_steps.sum()))
+    total = int(n_steps.sum())
+    # The contract's lane sum: the j-th token of a step goes to lane j % 4, summed in
+    # token order (bincount accumulates sequentially), total (l0 + l1) + (l2 + l3).
+    gv = g[valid]
+    new_run = np.ones(gv.size, dtype=bool)
+    new_run[1:] = gv[1:] != gv[:-1]
+    run_start = np.flatnonzero(new_run)
+    ordinal = np.arange(gv.size) - run_start[np.cumsum(new_run) - 1]
+    lanes = np.bincount(
+        gv * 4 + ordinal % 4, weights=logprobs[valid].astype(np.float64), minlength=total * 4
+    ).reshape(total, 4)
+    sums = (lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])
+    counts = np.bincount(gv, minlength=total)
     mean = sums / np.maximum(counts, 1)
 
     step_rollout = np.repeat(np.arange(b), n_steps)

@@ -65,7 +65,17 @@ def keep_mask(steps, logprobs, cu, correct, ratio: float = 0.3) -> torch.Tensor:
     offset = torch.cat([torch.zeros(1, dtype=torch.long), n_steps.cumsum(0)[:-1]])
     g = offset[rollout] + steps
     gv = g[valid]
-    sums = torch.zeros(total, dtype=torch.float64).index_add_(0, gv, logprobs[valid].double())
+    # The contract's lane sum (see vectorised_numpy.keep_mask).
+    new_run = torch.ones(gv.numel(), dtype=torch.bool)
+    new_run[1:] = gv[1:] != gv[:-1]
+    run_start = torch.nonzero(new_run).flatten()
+    ordinal = torch.arange(gv.numel()) - run_start[new_run.long().cumsum(0) - 1]
+    lanes = (
+        torch.zeros(total * 4, dtype=torch.float64)
+        .index_add_(0, gv * 4 + ordinal % 4, logprobs[valid].double())
+        .view(total, 4)
+    )
+    sums = (lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])
     counts = torch.bincount(gv, minlength=total)
     mean = sums / counts.clamp(min=1)
 

@@ -9,7 +9,7 @@ ids are drawn from Qwen2 ids whose bytes hold no newline, with a blank-line step
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def make_workload(
     ids[breaks] = delims[rng.integers(0, delims.size, size=breaks.size)]
     logprobs = (-8.0 * rng.random(n)).astype(np.float32)
     correct = rng.random(n_rollouts) < 0.5
-    assert QWEN2_EMBEDDING_ROWS > ids.max()
+    assert ids.max() < QWEN2_EMBEDDING_ROWS
     return Workload(
         name, ids.astype(np.int64), logprobs, cu, correct, correct.astype(np.float32), group_size
     )
@@ -94,6 +94,6 @@ SIZES = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def workload(size: str) -> Workload:
     return make_workload(size, **SIZES[size])

@@ -144,7 +144,7 @@ def test_sas_advantages_rejects(seg):
         call(ids, lps.long(), mask, rewards, 2, seg)
     with pytest.raises(TypeError, match="response_ids"):
         call(ids.float(), lps, mask, rewards, 2, seg)
-    with pytest.raises(ValueError, match="token_ids"):
+    with pytest.raises(ValueError, match="response_ids: row 0"):
         call(ids + 7, lps, mask, rewards, 2, seg)
     with pytest.raises(ValueError, match="logprobs"):
         call(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sas_core import _arrays
-from sas_core.masks import grpo_advantages
+from sas_core.masks import grpo_advantages, option_args
 
 if TYPE_CHECKING:
     import torch
@@ -104,12 +104,15 @@ def sas_advantages(
         raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
     if not _arrays.is_torch(rewards) or tuple(rewards.shape) != shape[:1]:
         raise ValueError(f"rewards: must be a tensor of shape ({shape[0]},)")
-    mask = action_mask.to(device=response_ids.device).bool()
 
-    lp = logprobs.detach().to(device=response_ids.device)
+    # The Rust core reads the padded CPU arrays in place (zero-copy for CPU tensors of
+    # int32/int64 ids and float32/float64 log-probs) and writes (B, A) advantages.
+    ids = response_ids.detach()
+    if ids.dtype not in (torch.int32, torch.int64):
+        ids = ids.long()
+    lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    cu, (ids, lps) = pack(mask, response_ids, lp)
     reward_np = rewards.detach().double().cpu().numpy()
     if correct is None:
         correct_np = reward_np > float(correct_threshold)
@@ -117,32 +120,27 @@ def sas_advantages(
         correct_np = _arrays.bool_array(correct, "correct")
         if correct_np.shape != (shape[0],):
             raise ValueError(f"correct: must have shape ({shape[0]},)")
-
-    sel = segmenter.select_steps(
-        ids,
-        lps,
-        cu,
-        correct_np,
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
-        num_threads=num_threads,
-    )
     adv = grpo_advantages(reward_np, group_size, eps=eps)
-    lengths = np.diff(cu)
-    wide = logprobs.dtype == torch.float64
-    token_adv = np.repeat(adv.astype(np.float64 if wide else np.float32), lengths) * sel.keep
-    out = unpack(token_adv, mask, logprobs.dtype).to(logprobs.device)
 
-    n_tokens = max(int(cu[-1]), 1)
-    n_sel = sel.n_selected.astype(np.float64)
+    table = segmenter._table
+    adv2d, n_units, n_selected, n_zeroed = table.sas_advantages_padded(
+        ids.cpu().contiguous().numpy(),
+        lp.cpu().contiguous().numpy(),
+        action_mask.detach().cpu().bool().contiguous().numpy(),
+        correct_np,
+        adv,
+        *option_args(ratio, mode, selection, granularity, seed),
+        _arrays.threads_value(num_threads),
+    )
+    out = torch.from_numpy(adv2d).to(device=logprobs.device, dtype=logprobs.dtype)
+
+    n_tokens = max(int(action_mask.sum()), 1)
+    n_sel = n_selected.astype(np.float64)
     n_correct = int(correct_np.sum())
     n_failed = correct_np.size - n_correct
     stats = {
-        "frac_tokens_zeroed": float((~sel.keep).sum()) / n_tokens,
-        "steps_per_rollout": float(sel.n_units.mean()) if sel.n_units.size else 0.0,
+        "frac_tokens_zeroed": float(n_zeroed.sum()) / n_tokens,
+        "steps_per_rollout": float(n_units.mean()) if n_units.size else 0.0,
         "zeroed_steps_correct": float(n_sel[correct_np].sum()) / max(n_correct, 1),
         "zeroed_steps_failed": float(n_sel[~correct_np].sum()) / max(n_failed, 1),
         "frac_correct": n_correct / max(correct_np.size, 1),

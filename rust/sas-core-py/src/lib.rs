@@ -6,14 +6,16 @@
 
 mod error;
 
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::{
+    PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::parallel::default_threads;
 use sas_core::select::LogProb;
 use sas_core::{
-    grpo, sas_mask_packed, segment_packed, Granularity, Mode, Packed, SelectOptions, Selection,
-    StepTable, TokenClass, TokenId,
+    grpo, sas_advantages_padded, sas_mask_packed, segment_packed, Granularity, Mode, Packed,
+    Padded, SelectOptions, Selection, StepTable, TokenClass, TokenId,
 };
 
 use error::{not_contiguous, to_py, type_error};
@@ -101,6 +103,51 @@ impl PyStepTable {
         }
     }
 
+    /// SAS advantages from padded (B, A) arrays (see `_core.pyi`).
+    #[pyo3(signature = (response_ids, logprobs, action_mask, correct, advantages, ratio, mode, selection, granularity, seed, num_threads = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sas_advantages_padded<'py>(
+        &self,
+        py: Python<'py>,
+        response_ids: &Bound<'py, PyAny>,
+        logprobs: &Bound<'py, PyAny>,
+        action_mask: PyReadonlyArray2<'py, bool>,
+        correct: PyReadonlyArray1<'py, bool>,
+        advantages: PyReadonlyArray1<'py, f64>,
+        ratio: f64,
+        mode: &str,
+        selection: &str,
+        granularity: &str,
+        seed: u64,
+        num_threads: Option<usize>,
+    ) -> PyResult<PaddedOut<'py>> {
+        let opts = options(ratio, mode, selection, granularity, seed)?;
+        let shape = action_mask.shape().to_vec();
+        let args = PaddedArgs {
+            mask: action_mask
+                .as_slice()
+                .map_err(|_| not_contiguous("action_mask"))?,
+            width: shape[1],
+            rows: shape[0],
+            correct: slice(&correct, "correct")?,
+            advantages: slice(&advantages, "advantages")?,
+            opts,
+            threads: threads(num_threads),
+        };
+        if let Ok(ids) = response_ids.extract::<PyReadonlyArray2<'py, i64>>() {
+            let ids = ids.as_slice().map_err(|_| not_contiguous("response_ids"))?;
+            self.padded_ids(py, ids, logprobs, &args)
+        } else if let Ok(ids) = response_ids.extract::<PyReadonlyArray2<'py, i32>>() {
+            let ids = ids.as_slice().map_err(|_| not_contiguous("response_ids"))?;
+            self.padded_ids(py, ids, logprobs, &args)
+        } else {
+            Err(type_error(
+                "response_ids",
+                "a 2-D numpy array of int32 or int64",
+            ))
+        }
+    }
+
     #[pyo3(signature = (token_ids, cu_seqlens, num_threads = None))]
     fn segment<'py>(
         &self,
@@ -122,7 +169,73 @@ impl PyStepTable {
     }
 }
 
+struct PaddedArgs<'a> {
+    mask: &'a [bool],
+    width: usize,
+    rows: usize,
+    correct: &'a [bool],
+    advantages: &'a [f64],
+    opts: SelectOptions,
+    threads: usize,
+}
+
+/// (advantages (B, A) float32, units, selected units and zeroed tokens per row).
+type PaddedOut<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u32>>,
+);
+
 impl PyStepTable {
+    fn padded_ids<'py, I: TokenId>(
+        &self,
+        py: Python<'py>,
+        ids: &[I],
+        logprobs: &Bound<'py, PyAny>,
+        a: &PaddedArgs<'_>,
+    ) -> PyResult<PaddedOut<'py>> {
+        if let Ok(lps) = logprobs.extract::<PyReadonlyArray2<'py, f32>>() {
+            let lps = lps.as_slice().map_err(|_| not_contiguous("logprobs"))?;
+            self.padded_typed(py, ids, lps, a)
+        } else if let Ok(lps) = logprobs.extract::<PyReadonlyArray2<'py, f64>>() {
+            let lps = lps.as_slice().map_err(|_| not_contiguous("logprobs"))?;
+            self.padded_typed(py, ids, lps, a)
+        } else {
+            Err(type_error(
+                "logprobs",
+                "a 2-D numpy array of float32 or float64",
+            ))
+        }
+    }
+
+    fn padded_typed<'py, I: TokenId, L: LogProb>(
+        &self,
+        py: Python<'py>,
+        ids: &[I],
+        lps: &[L],
+        a: &PaddedArgs<'_>,
+    ) -> PyResult<PaddedOut<'py>> {
+        let batch = Padded {
+            ids,
+            logprobs: lps,
+            mask: a.mask,
+            width: a.width,
+            correct: a.correct,
+            advantages: a.advantages,
+        };
+        let out = py
+            .detach(|| sas_advantages_padded(&self.table, &batch, &a.opts, a.threads))
+            .map_err(to_py)?;
+        let adv = PyArray1::from_vec(py, out.advantages).reshape([a.rows, a.width])?;
+        Ok((
+            adv,
+            PyArray1::from_vec(py, out.n_units),
+            PyArray1::from_vec(py, out.n_selected),
+            PyArray1::from_vec(py, out.n_zeroed_tokens),
+        ))
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn sas_mask_typed<'py, I: TokenId>(
         &self,

@@ -8,6 +8,8 @@
 //! Same result as [`crate::segment_packed`] followed by [`crate::keep_mask_packed`]
 //! (the tests check it); this is the path `sas_advantages` takes.
 
+use std::ops::Range;
+
 use crate::error::Result;
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
@@ -17,6 +19,47 @@ use crate::select::{
     SelectOptions, Selected,
 };
 use crate::vocab::StepTable;
+
+/// Tokens of run `j` of a rollout of `len` tokens.
+pub(crate) fn run_range(runs: &[(u32, i32)], j: usize, len: usize) -> Range<usize> {
+    runs[j].0 as usize..runs.get(j + 1).map_or(len, |e| e.0 as usize)
+}
+
+/// Segments one rollout into its runs of equal step ids (into `s.runs`: segmenter
+/// steps are contiguous, so a few dozen entries instead of a step id per token) and
+/// chooses its steps: afterwards `s.units[..k]` holds the chosen steps, and step j is
+/// run j (runs with a step id come first, in order). Returns (n, k).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn select_runs<I: TokenId, L: LogProb>(
+    table: &StepTable,
+    ids: &[I],
+    lps: &[L],
+    correct: bool,
+    index: usize,
+    offset: usize,
+    opts: &SelectOptions,
+    s: &mut Scratch,
+) -> Result<(usize, usize)> {
+    let runs = &mut s.runs;
+    runs.clear();
+    segment_rollout_with(
+        table,
+        ids,
+        offset,
+        |_, _| {},
+        |i, step| runs.push((i as u32, step)),
+    )?;
+    check_finite(lps, offset)?;
+    s.units.clear();
+    for (j, &(_, step)) in s.runs.iter().enumerate() {
+        if step >= 0 {
+            let mean = slice_mean(&lps[run_range(&s.runs, j, lps.len())]);
+            s.units.push((mean.to_bits(), step as u32));
+        }
+    }
+    let n = s.units.len();
+    Ok((n, choose_units(&mut s.units, correct, index, opts)))
+}
 
 /// Keep mask of a packed batch straight from token ids and log-probs.
 pub fn sas_mask_packed<I: TokenId, L: LogProb>(
@@ -46,32 +89,9 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
         Scratch::default,
         |s, b, r, out| {
             let lps = &logprobs[r.clone()];
-            // Segmenter steps are contiguous runs of tokens, so the rollout is kept as its
-            // runs (start, step id): a few dozen entries instead of a step id per token.
-            let runs = &mut s.runs;
-            runs.clear();
-            segment_rollout_with(
-                table,
-                &ids[r.clone()],
-                r.start,
-                |_, _| {},
-                |i, step| runs.push((i as u32, step)),
-            )?;
-            check_finite(lps, r.start)?;
-            let end = |j: usize| runs.get(j + 1).map_or(lps.len(), |e| e.0 as usize);
-            s.units.clear();
-            for (j, &(start, step)) in runs.iter().enumerate() {
-                if step >= 0 {
-                    let mean = slice_mean(&lps[start as usize..end(j)]);
-                    s.units.push((mean.to_bits(), step as u32));
-                }
-            }
-            let n = s.units.len();
-            let k = choose_units(&mut s.units, correct[b], b, opts);
-            // Runs with step >= 0 are steps 0..n-1 in order: step j is run j.
+            let (n, k) = select_runs(table, &ids[r.clone()], lps, correct[b], b, r.start, opts, s)?;
             for &(_, step) in &s.units[..k] {
-                let j = step as usize;
-                out[runs[j].0 as usize..end(j)].fill(false);
+                out[run_range(&s.runs, step as usize, lps.len())].fill(false);
             }
             Ok((n as u32, k as u32))
         },

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -38,14 +38,19 @@ fn lock_pools() -> MutexGuard<'static, Option<Pools>> {
 /// Default thread count: `SAS_CORE_NUM_THREADS` if set to a positive integer, else the
 /// number of CPUs this process may use.
 pub fn default_threads() -> usize {
+    // available_parallelism reads cgroup files (tens of microseconds): ask once. The
+    // environment variable is read each time so that it can be changed at run time.
+    static CPUS: OnceLock<usize> = OnceLock::new();
     std::env::var("SAS_CORE_NUM_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
+            *CPUS.get_or_init(|| {
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+            })
         })
 }
 

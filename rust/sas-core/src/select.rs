@@ -152,9 +152,14 @@ pub(crate) struct Scratch {
     dense: Vec<LaneSum>,
     /// (sort key, unit id) per unit.
     pub(crate) units: Vec<(u64, u32)>,
-    chosen: Vec<bool>,
+    pub(crate) chosen: Vec<bool>,
     /// (first position, step id) of each run of equal step ids (fused path only).
     pub(crate) runs: Vec<(u32, i32)>,
+    /// One padded row, gathered: column, id and log-prob of each response token.
+    row: (Vec<u32>, Vec<i64>, Vec<f64>),
+    /// Per-token step ids and keep flags of a padded row (token granularity).
+    pub(crate) steps: Vec<i32>,
+    pub(crate) keep: Vec<bool>,
 }
 
 /// Mean log-prob of consecutive steps, fed token by token in order. Each step's sum
@@ -200,6 +205,21 @@ impl LaneSum {
 
     pub fn mean(&self) -> f64 {
         self.total() / self.count as f64
+    }
+}
+
+impl Scratch {
+    /// The row buffers, emptied (hand them back with [`Scratch::put_row`]).
+    pub(crate) fn take_row(&mut self) -> (Vec<u32>, Vec<i64>, Vec<f64>) {
+        let (mut p, mut i, mut l) = std::mem::take(&mut self.row);
+        p.clear();
+        i.clear();
+        l.clear();
+        (p, i, l)
+    }
+
+    pub(crate) fn put_row(&mut self, p: Vec<u32>, i: Vec<i64>, l: Vec<f64>) {
+        self.row = (p, i, l);
     }
 }
 
