@@ -10,7 +10,7 @@ from sas_core._core import __version__, default_num_threads
 from sas_core.masks import Selection, grpo_advantages, keep_mask, select_steps, token_advantages
 from sas_core.offsets import segment_offsets
 from sas_core.segmenter import StepSegmenter
-from sas_core.torch_api import sas_advantages
+from sas_core.torch_api import sas_advantages, sas_token_advantages
 
 __all__ = [
     "Selection",
@@ -20,6 +20,7 @@ __all__ = [
     "grpo_advantages",
     "keep_mask",
     "sas_advantages",
+    "sas_token_advantages",
     "segment_offsets",
     "select_steps",
     "token_advantages",

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from sas_core.segmenter import StepSegmenter
 
-__all__ = ["pack", "sas_advantages", "unpack"]
+__all__ = ["sas_advantages", "sas_token_advantages"]
 
 
 def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
@@ -24,30 +24,6 @@ def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
         raise ValueError(f"{name}: must have shape (B, A), got {tuple(t.shape)}")
     if shape is not None and tuple(t.shape) != shape:
         raise ValueError(f"{name}: must have shape {shape} like response_ids, got {tuple(t.shape)}")
-
-
-def pack(mask: torch.Tensor, *tensors: torch.Tensor) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Packs the positions where ``mask`` (B, A) is set: (cu_seqlens, flat CPU arrays).
-
-    Selection happens on the tensors' device, so only the response tokens travel to
-    the CPU. Any mask pattern works (left or right padding, holes).
-    """
-    import torch
-
-    lengths = mask.sum(dim=1, dtype=torch.int64).cpu().numpy()
-    cu = np.zeros(lengths.size + 1, dtype=np.int64)
-    np.cumsum(lengths, out=cu[1:])
-    flat = [t[mask].cpu().numpy() for t in tensors]
-    return cu, flat
-
-
-def unpack(values: np.ndarray, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Inverse of :func:`pack`: a (B, A) tensor on ``mask``'s device, zero off the mask."""
-    import torch
-
-    out = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
-    out[mask] = torch.from_numpy(values).to(device=mask.device, dtype=dtype)
-    return out
 
 
 def sas_advantages(
@@ -68,7 +44,7 @@ def sas_advantages(
     eps: float = 1e-6,
     num_threads: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Per-token SAS advantages from padded rollouts.
+    """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
 
     Args:
         response_ids: (B, A) int token ids of the responses.
@@ -88,9 +64,64 @@ def sas_advantages(
     Returns:
         advantages: (B, A) on ``logprobs``' device and dtype; GRPO advantage of the
             rollout on kept tokens, 0 on selected steps and off the mask.
-        stats: frac_tokens_zeroed, steps_per_rollout, zeroed_steps_correct,
-            zeroed_steps_failed (mean zeroed steps per correct / failed rollout),
-            frac_correct.
+        stats: see :func:`sas_token_advantages`.
+    """
+    _check_2d("response_ids", response_ids, None)
+    b = response_ids.shape[0]
+    if not _arrays.is_torch(rewards) or tuple(rewards.shape) != (b,):
+        raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
+    reward_np = rewards.detach().double().cpu().numpy()
+    if correct is None:
+        correct = reward_np > float(correct_threshold)
+    rollout_adv = grpo_advantages(reward_np, group_size, eps=eps)
+    return sas_token_advantages(
+        response_ids,
+        logprobs,
+        action_mask,
+        rollout_adv,
+        correct,
+        segmenter,
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        num_threads=num_threads,
+    )
+
+
+def sas_token_advantages(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    rollout_advantages: Any,
+    correct: Any,
+    segmenter: StepSegmenter,
+    *,
+    ratio: float = 0.3,
+    mode: str = "both",
+    selection: str = "confidence",
+    granularity: str = "step",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
+
+    The building block for trainers that compute their own per-rollout advantage
+    (TRL's scaled group advantage, OpenRLHF's shaped returns, ...).
+
+    Args:
+        response_ids: (B, A) int token ids; logprobs: (B, A) float rollout log-probs;
+        action_mask: (B, A) set on response tokens (any padding side, holes allowed).
+        rollout_advantages: (B,) advantage of each rollout (tensor or array).
+        correct: (B,) bool, whether each rollout was verified correct.
+        Other arguments: see :func:`sas_core.select_steps`.
+
+    Returns:
+        advantages: (B, A) on ``logprobs``' device and dtype.
+        stats: frac_tokens_zeroed (of response tokens), steps_per_rollout,
+            zeroed_steps_correct / zeroed_steps_failed (mean zeroed steps per correct /
+            failed rollout), frac_correct.
     """
     import torch
 
@@ -102,8 +133,11 @@ def sas_advantages(
         raise TypeError(f"logprobs: must be a float tensor, got {logprobs.dtype}")
     if response_ids.dtype.is_floating_point or response_ids.dtype == torch.bool:
         raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
-    if not _arrays.is_torch(rewards) or tuple(rewards.shape) != shape[:1]:
-        raise ValueError(f"rewards: must be a tensor of shape ({shape[0]},)")
+    adv = _arrays.to_numpy(rollout_advantages, "rollout_advantages").astype(np.float64)
+    correct_np = _arrays.bool_array(correct, "correct")
+    for name, arr in (("rollout_advantages", adv), ("correct", correct_np)):
+        if arr.shape != (shape[0],):
+            raise ValueError(f"{name}: must have shape ({shape[0]},), got {arr.shape}")
 
     # The Rust core reads the padded CPU arrays in place (zero-copy for CPU tensors of
     # int32/int64 ids and float32/float64 log-probs) and writes (B, A) advantages.
@@ -113,22 +147,12 @@ def sas_advantages(
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    reward_np = rewards.detach().double().cpu().numpy()
-    if correct is None:
-        correct_np = reward_np > float(correct_threshold)
-    else:
-        correct_np = _arrays.bool_array(correct, "correct")
-        if correct_np.shape != (shape[0],):
-            raise ValueError(f"correct: must have shape ({shape[0]},)")
-    adv = grpo_advantages(reward_np, group_size, eps=eps)
-
-    table = segmenter._table
-    adv2d, n_units, n_selected, n_zeroed = table.sas_advantages_padded(
+    adv2d, n_units, n_selected, n_zeroed = segmenter._table.sas_advantages_padded(
         ids.cpu().contiguous().numpy(),
         lp.cpu().contiguous().numpy(),
         action_mask.detach().cpu().bool().contiguous().numpy(),
         correct_np,
-        adv,
+        np.ascontiguousarray(adv),
         *option_args(ratio, mode, selection, granularity, seed),
         _arrays.threads_value(num_threads),
     )
