@@ -1,0 +1,170 @@
+"""SAS in TRL's ``GRPOTrainer`` (TRL 1.x): per-token advantages on one machine.
+
+``SASGRPOTrainer`` lets TRL compute its per-completion advantage as usual (group
+normalisation and ``scale_rewards`` as configured), then spreads it over the completion
+tokens and zeroes the steps SAS selects. TRL's loss already accepts (B, T) advantages.
+Step confidences use the rollout policy's per-token log-probs: TRL's
+``old_per_token_logps`` or vLLM's ``sampling_per_token_logps`` when it has them,
+otherwise one no-grad forward pass of the current (= rollout) policy.
+
+    from sas_core.integrations.trl import SASGRPOConfig, SASGRPOTrainer
+
+    args = SASGRPOConfig(output_dir="out", ratio=0.3, correctness_reward="accuracy")
+    trainer = SASGRPOTrainer(model=model, reward_funcs=[accuracy], args=args,
+                             train_dataset=dataset, processing_class=tokenizer)
+
+Install with ``pip install "sas-core[trl]"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from trl import GRPOConfig, GRPOTrainer
+
+from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
+from sas_core.segmenter import StepSegmenter
+from sas_core.torch_api import sas_token_advantages
+
+__all__ = ["SASGRPOConfig", "SASGRPOTrainer"]
+
+
+@dataclass
+class SASGRPOConfig(GRPOConfig):
+    """``GRPOConfig`` plus the SAS options (names and meanings of ``sas_core``'s API).
+
+    Random selection draws from the trainer's ``seed`` (varied per generation batch).
+    """
+
+    ratio: float = field(
+        default=0.3, metadata={"help": "Fraction of steps whose advantage SAS zeroes."}
+    )
+    mode: str = field(
+        default="both", metadata={"help": "Which rollouts get zeros: both, correct, failed."}
+    )
+    selection: str = field(
+        default="confidence", metadata={"help": "How steps are chosen: confidence or random."}
+    )
+    granularity: str = field(
+        default="step", metadata={"help": "Rank steps or single tokens: step, token."}
+    )
+    correct_threshold: float = field(
+        default=0.5,
+        metadata={"help": "A completion is correct when its correctness reward exceeds this."},
+    )
+    correctness_reward: str | None = field(
+        default=None,
+        metadata={
+            "help": "Name of the reward function whose raw value decides correctness "
+            "(e.g. the verifier); default: the weighted sum of all reward functions."
+        },
+    )
+    think_end: str | None = field(
+        default=None,
+        metadata={
+            "help": "Token text that ends the reasoning region (e.g. '</think>'); steps stop there."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= float(self.ratio) <= 1.0:
+            raise ValueError(f"ratio: must be in [0, 1], got {self.ratio}")
+        for name, value, allowed in (
+            ("mode", self.mode, MODES),
+            ("selection", self.selection, SELECTIONS),
+            ("granularity", self.granularity, GRANULARITIES),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
+
+
+def _tokenizer_of(processing_class: Any) -> Any:
+    return getattr(processing_class, "tokenizer", processing_class)
+
+
+class SASGRPOTrainer(GRPOTrainer):
+    """``GRPOTrainer`` whose advantages are SAS per-token advantages (see module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, SASGRPOConfig):
+            raise TypeError(f"args: must be a SASGRPOConfig, got {type(self.args).__name__}")
+        if self.args.correctness_reward is not None and (
+            self.args.correctness_reward not in self.reward_func_names
+        ):
+            raise ValueError(
+                f"correctness_reward: {self.args.correctness_reward!r} is not one of the reward "
+                f"functions {self.reward_func_names}"
+            )
+        tok = _tokenizer_of(self.processing_class)
+        rows = getattr(getattr(self.model, "config", None), "vocab_size", None) or 0
+        self.sas_segmenter = StepSegmenter.from_tokenizer(
+            tok, vocab_size=max(rows, len(tok)), think_end=self.args.think_end
+        )
+        self._sas_rewards_per_func: torch.Tensor | None = None
+        self._sas_batches = 0
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # Keep the raw per-function rewards: correctness comes from the verifier's own
+        # score, not from the normalised advantage.
+        rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._sas_rewards_per_func = rewards
+        return rewards
+
+    def _rollout_logprobs(self, out: dict[str, Any]) -> torch.Tensor:
+        for key in ("old_per_token_logps", "sampling_per_token_logps"):
+            if out.get(key) is not None:
+                return out[key]
+        # TRL skips them when generation and optimisation are aligned: the current
+        # policy is the rollout policy, so one no-grad pass gives them.
+        ids = torch.cat([out["prompt_ids"], out["completion_ids"]], dim=1)
+        mask = torch.cat([out["prompt_mask"], out["completion_mask"]], dim=1)
+        mode = "train" if self.model.training else "eval"
+        batch = (
+            self.args.per_device_train_batch_size
+            if mode == "train"
+            else (self.args.per_device_eval_batch_size)
+        )
+        with torch.no_grad():
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model, ids, mask, out["completion_ids"].size(1), batch_size=batch
+            )
+        return logps
+
+    def _correct(self, n_local: int) -> torch.Tensor:
+        rewards = self._sas_rewards_per_func
+        if self.args.correctness_reward is not None:
+            raw = rewards[:, self.reward_func_names.index(self.args.correctness_reward)]
+        else:
+            raw = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1)
+        start = self.accelerator.process_index * n_local
+        raw = raw[start : start + n_local]
+        return torch.nan_to_num(raw, nan=float("-inf")) > self.args.correct_threshold
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        logps = self._rollout_logprobs(out)
+        n = out["completion_ids"].size(0)
+        correct = self._correct(n)
+        self._sas_batches += 1
+        adv, stats = sas_token_advantages(
+            out["completion_ids"],
+            logps.float(),
+            out["completion_mask"],
+            out["advantages"],
+            correct,
+            self.sas_segmenter,
+            ratio=self.args.ratio,
+            mode=self.args.mode,
+            selection=self.args.selection,
+            granularity=self.args.granularity,
+            seed=(int(self.args.seed) << 32) + self._sas_batches,
+        )
+        out["advantages"] = adv.to(out["advantages"].dtype)
+        mode = "train" if self.model.training else "eval"
+        for name, value in stats.items():
+            self._metrics[mode][f"sas/{name}"].append(value)
+        return out

@@ -1,0 +1,178 @@
+"""SASGRPOTrainer (TRL 1.x) on a tiny model on CPU: advantages against the reference."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("trl")
+
+from sas_core import reference
+from sas_core.demo.sft import supervised_warmup
+from sas_core.demo.task import sample_problem
+from sas_core.demo.tiny import build_model, build_tokenizer
+from sas_core.integrations.trl import SASGRPOConfig, SASGRPOTrainer
+
+
+def parity(completions, **_):
+    """A stand-in verifier with a mix of passes and failures from any policy."""
+    return [float(len(c) % 2) for c in completions]
+
+
+class Recording(SASGRPOTrainer):
+    """Keeps what the trainer computed, and the gradient of the loss w.r.t. advantages."""
+
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        rec = {k: v for k, v in out.items() if isinstance(v, torch.Tensor)}
+        rec["rewards"] = self._sas_rewards_per_func.clone()
+        rec["logps"] = self._rollout_logprobs(out)
+        self.batches = [*getattr(self, "batches", []), rec]
+        self.recorded = rec
+        return out
+
+
+@pytest.fixture(scope="module")
+def warm_state():
+    """A tiny model briefly warmed up on worked solutions, so rollouts have steps and
+    a mix of right and wrong answers."""
+    tok = build_tokenizer()
+    model = build_model(tok, hidden=48, layers=2, seed=0)
+    supervised_warmup(model, tok, steps=150, batch_size=32, lr=3e-3, seed=0)
+    return model.state_dict()
+
+
+def _trainer(tmp_path, warm_state, **sas):
+    from datasets import Dataset
+
+    tok = build_tokenizer()
+    model = build_model(tok, hidden=48, layers=2, seed=0)
+    model.load_state_dict(warm_state)
+    rng = random.Random(0)
+    problems = [sample_problem(rng) for _ in range(8)]
+    data = Dataset.from_dict(
+        {"prompt": [p.prompt for p in problems], "answer": [p.answer for p in problems]}
+    )
+    args = SASGRPOConfig(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=40,
+        max_steps=2,
+        learning_rate=1e-3,
+        beta=0.0,
+        use_cpu=True,
+        report_to=[],
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+        correctness_reward="parity",
+        **sas,
+    )
+    return Recording(
+        model=model, reward_funcs=[parity], args=args, train_dataset=data, processing_class=tok
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"mode": "failed", "ratio": 0.5}, {"granularity": "token"}, {"mode": "correct"}],
+)
+def test_per_token_advantages_equal_reference(tmp_path, warm_state, options):
+    trainer = _trainer(tmp_path, warm_state, **options)
+    trainer.train()
+    assert len(trainer.batches) == 2
+    zeroed_with_signal = 0
+    for rec in trainer.batches:
+        zeroed_with_signal += _check_batch(trainer, rec, options)
+    # Not vacuous: SAS zeroed tokens of rollouts that carry an advantage.
+    if options.get("mode") != "correct":
+        assert zeroed_with_signal > 0
+    logged = [h for h in trainer.state.log_history if "sas/frac_tokens_zeroed" in h]
+    assert len(logged) == 2  # one per step, through TRL's own metrics logging
+    assert any(h["sas/steps_per_rollout"] > 1 for h in logged)
+
+
+def _check_batch(trainer, rec, options) -> int:
+    """Asserts the batch's advantages equal the reference; returns the tokens zeroed in
+    rollouts with a nonzero advantage."""
+    ids, mask = rec["completion_ids"], rec["completion_mask"].bool()
+    logps = rec["logps"].double()
+    adv = rec["advantages"]
+    assert adv.shape == ids.shape  # per-token advantages (B, T)
+
+    # TRL's own rollout advantage: group-normalised raw rewards, unbiased std, eps 1e-4.
+    rewards = rec["rewards"][:, 0].double()
+    grouped = rewards.view(-1, 4)
+    std = grouped.std(1, keepdim=True)
+    rollout_adv = ((grouped - grouped.mean(1, keepdim=True)) / (std + 1e-4)).flatten()
+
+    flat_ids, flat_lps, cu = [], [], [0]
+    for i in range(ids.shape[0]):
+        flat_ids += ids[i][mask[i]].tolist()
+        flat_lps += logps[i][mask[i]].tolist()
+        cu.append(len(flat_ids))
+    seg = trainer.sas_segmenter
+    steps = reference.segment(seg.token_bytes, flat_ids, cu, vocab_size=seg.vocab_size)
+    opts = {"ratio": 0.3, "mode": "both", "granularity": "step", **options}
+    keep = reference.keep_mask(
+        steps,
+        [float(np.float32(x)) for x in flat_lps],
+        cu,
+        (rewards > 0.5).tolist(),
+        ratio=opts["ratio"],
+        mode=opts["mode"],
+        granularity=opts["granularity"],
+    )
+    want = torch.zeros_like(adv, dtype=torch.float64)
+    t, zeroed = 0, 0
+    for i in range(ids.shape[0]):
+        for j in torch.nonzero(mask[i]).flatten().tolist():
+            want[i, j] = rollout_adv[i] if keep[t] else 0.0
+            zeroed += int(not keep[t] and rollout_adv[i] != 0)
+            t += 1
+    torch.testing.assert_close(adv.double(), want, rtol=1e-5, atol=1e-5)
+    return zeroed
+
+
+def test_zeroed_steps_get_no_gradient(tmp_path, warm_state):
+    """The loss's gradient w.r.t. the policy log-probs vanishes exactly on zeroed tokens."""
+    trainer = _trainer(tmp_path, warm_state, ratio=0.5)
+    trainer.train()
+    rec = trainer.recorded
+    inputs = {k: v for k, v in rec.items() if k not in ("rewards", "logps")}
+    inputs["num_items_in_batch"] = rec["completion_mask"].sum()
+    captured = {}
+    original = trainer._get_per_token_logps_and_entropies
+
+    def spy(*args, **kwargs):
+        logps, entropies, aux = original(*args, **kwargs)
+        logps.retain_grad()
+        captured["logps"] = logps
+        return logps, entropies, aux
+
+    trainer._get_per_token_logps_and_entropies = spy
+    trainer.model.train()
+    loss = trainer._compute_loss(trainer.model, inputs)
+    loss.backward()
+    grad = captured["logps"].grad
+    mask = rec["completion_mask"].bool()
+    # Tokens SAS zeroed in rollouts that carry a GRPO advantage.
+    rewards = rec["rewards"][:, 0].view(-1, 4)
+    has_signal = (rewards.std(1) > 0).repeat_interleave(4)[:, None]
+    zeroed = mask & (rec["advantages"] == 0) & has_signal
+    nonzero = mask & (rec["advantages"] != 0)
+    assert zeroed.any() and nonzero.any()
+    assert torch.all(grad[zeroed] == 0)
+    assert torch.all(grad[nonzero] != 0)
+
+
+def test_config_rejects_bad_options(tmp_path):
+    with pytest.raises(ValueError, match="ratio"):
+        SASGRPOConfig(output_dir=str(tmp_path), ratio=1.5, use_cpu=True, report_to=[])
+    with pytest.raises(ValueError, match="mode"):
+        SASGRPOConfig(output_dir=str(tmp_path), mode="all", use_cpu=True, report_to=[])
