@@ -51,6 +51,8 @@ class RLConfig:
     temperature: float = 1.0
     eval_every: int = 10
     seed: int = 0
+    min_terms: int = 3
+    max_terms: int = 4
     sas: dict = field(default_factory=dict)
 
 
@@ -75,7 +77,7 @@ def post_train(
     model = copy.deepcopy(base_model)
     rng = random.Random(cfg.seed + 1)
     n_prompts = cfg.steps * cfg.prompts_per_step
-    problems = [sample_problem(rng) for _ in range(n_prompts)]
+    problems = [sample_problem(rng, cfg.min_terms, cfg.max_terms) for _ in range(n_prompts)]
     dataset = Dataset.from_dict(
         {"prompt": [p.prompt for p in problems], "answer": [p.answer for p in problems]}
     )
@@ -133,7 +135,13 @@ def post_train(
         callbacks=[Progress()],
     )
     trainer.remove_callback(PrinterCallback)  # the demo shows its own progress
-    curve.append({"step": 0, **evaluate(model, tokenizer, eval_problems, cfg.max_completion_length),
-                  "entropy": float("nan"), "train_reward": float("nan")})
+    curve.append(
+        {
+            "step": 0,
+            **evaluate(model, tokenizer, eval_problems, cfg.max_completion_length),
+            "entropy": float("nan"),
+            "train_reward": float("nan"),
+        }
+    )
     trainer.train()
     return curve

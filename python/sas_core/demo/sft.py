@@ -10,13 +10,15 @@ import torch
 from sas_core.demo.task import sample_problem, solution
 
 
-def sft_batch(tokenizer, rng: random.Random, size: int, recheck: float):
+def sft_batch(
+    tokenizer, rng: random.Random, size: int, doubt: float, terms: tuple[int, int] = (3, 4)
+):
     """Prompt + solution + eos, with the loss on the solution tokens only."""
     rows, masks = [], []
     for _ in range(size):
-        p = sample_problem(rng)
+        p = sample_problem(rng, *terms)
         prompt = tokenizer(p.prompt, add_special_tokens=False)["input_ids"]
-        sol = tokenizer(solution(p, rng, recheck), add_special_tokens=False)["input_ids"]
+        sol = tokenizer(solution(p, rng, doubt), add_special_tokens=False)["input_ids"]
         rows.append(prompt + sol + [tokenizer.eos_token_id])
         masks.append([0] * len(prompt) + [1] * (len(sol) + 1))
     width = max(map(len, rows))
@@ -37,7 +39,8 @@ def supervised_warmup(
     steps: int,
     batch_size: int = 64,
     lr: float = 3e-3,
-    recheck: float = 0.6,
+    doubt: float = 0.6,
+    terms: tuple[int, int] = (3, 4),
     seed: int = 0,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
@@ -49,7 +52,7 @@ def supervised_warmup(
     model.train()
     loss_value = float("nan")
     for step in range(steps):
-        ids, attn, loss_mask = sft_batch(tokenizer, rng, batch_size, recheck)
+        ids, attn, loss_mask = sft_batch(tokenizer, rng, batch_size, doubt, terms)
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
         target = ids[:, 1:]
         nll = torch.nn.functional.cross_entropy(

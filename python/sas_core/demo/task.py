@@ -9,9 +9,11 @@ sum, and ends in ``\\boxed{answer}``::
 
     \\boxed{9}
 
-Verbose solutions re-check steps ("check 3+4=7"): the self-doubt that lengthens
-reasoning without changing the answer, which makes many correct traces longer than the
-RL completion limit.
+Verbose solutions add self-doubt after some steps ("wait, is 3+4=8? no, 3+4=7"): a
+step that questions the last result with a random wrong value and then confirms it. It
+lengthens the reasoning without changing the answer, so many correct verbose traces do
+not fit the RL completion limit; and its random number makes it a low-confidence step,
+as hesitation is in real reasoning traces.
 """
 
 from __future__ import annotations
@@ -41,15 +43,16 @@ def sample_problem(rng: random.Random, min_terms: int = 3, max_terms: int = 4) -
     return Problem(tuple(rng.randint(1, 9) for _ in range(n)))
 
 
-def solution(problem: Problem, rng: random.Random, recheck: float) -> str:
-    """A worked solution; each step is followed by a re-check with probability ``recheck``."""
+def solution(problem: Problem, rng: random.Random, doubt: float) -> str:
+    """A worked solution; each step is followed by self-doubt with probability ``doubt``."""
     steps = []
     total = problem.operands[0]
     for x in problem.operands[1:]:
         step = f"{total}+{x}={total + x}"
         steps.append(step)
-        if rng.random() < recheck:
-            steps.append(f"check {step}")
+        if rng.random() < doubt:
+            wrong = total + x + rng.choice([-2, -1, 1, 2])
+            steps.append(f"wait, is {total}+{x}={wrong}? no, {step}")
         total += x
     steps.append(f"\\boxed{{{total}}}")
     return "\n\n".join(steps)

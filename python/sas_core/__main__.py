@@ -1,0 +1,3 @@
+from sas_core.cli import main
+
+raise SystemExit(main())
