@@ -54,7 +54,8 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
     assert "correct long traces that fail once cut" in printed
     assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     steps = first["config"]["rl"]["steps"]
-    for method in ("grpo", "sas"):
+    assert set(first["curves"]) == {"grpo", "sas", "sas-failed"}
+    for method in first["curves"]:
         curve = first["curves"][method]
         assert [r["step"] for r in curve] == list(range(steps + 1))
         for row in curve:

@@ -15,7 +15,7 @@ def _demo(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
     from rich.table import Table
 
-    from sas_core.demo.run import DemoConfig, run_demo
+    from sas_core.demo.run import RUNS, DemoConfig, run_demo
 
     cfg = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
     for name in ("hidden", "layers", "sft_steps"):
@@ -29,11 +29,9 @@ def _demo(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, disable=args.no_progress) as progress:
-        tasks = {
-            "sft": progress.add_task("supervised warm-up", total=cfg.sft_steps),
-            "grpo": progress.add_task("RL with GRPO", total=cfg.rl.steps),
-            "sas": progress.add_task("RL with SAS", total=cfg.rl.steps),
-        }
+        tasks = {"sft": progress.add_task("supervised warm-up", total=cfg.sft_steps)}
+        for run in RUNS:
+            tasks[run] = progress.add_task(f"RL: {run}", total=cfg.rl.steps)
         result = run_demo(
             cfg, Path(args.out), progress=lambda task, advance=1: progress.advance(tasks[task])
         )
@@ -52,11 +50,9 @@ def _demo(args: argparse.Namespace) -> int:
         f"{base['short']['length']:.1f}",
         "",
     )
-    for method in ("grpo", "sas"):
-        f = result["final"][method]
-        table.add_row(
-            method.upper(), f"{f['accuracy']:.3f}", f"{f['length']:.1f}", f"{f['entropy']:.3f}"
-        )
+    for run in RUNS:
+        f = result["final"][run]
+        table.add_row(run, f"{f['accuracy']:.3f}", f"{f['length']:.1f}", f"{f['entropy']:.3f}")
     Console().print(table)
     print(
         f"correct long traces that fail once cut to the limit: "

@@ -63,8 +63,10 @@ def post_train(
     eval_problems: list[Problem],
     cfg: RLConfig,
     on_step: Callable[[int], None] | None = None,
+    sas_options: dict | None = None,
 ) -> list[dict[str, float]]:
-    """Runs GRPO (``method='grpo'``) or SAS (``'sas'``) from a copy of ``base_model``.
+    """Runs GRPO (``method='grpo'``) or SAS (``'sas'``, options ``cfg.sas`` plus
+    ``sas_options``) from a copy of ``base_model``.
 
     Returns the curve: one row per evaluation (step, accuracy, length, entropy).
     """
@@ -102,7 +104,8 @@ def post_train(
         shuffle_dataset=False,
     )
     if method == "sas":
-        args = SASGRPOConfig(**common, correctness_reward="accuracy", **cfg.sas)
+        options = {**cfg.sas, **(sas_options or {})}
+        args = SASGRPOConfig(**common, correctness_reward="accuracy", **options)
         trainer_cls = SASGRPOTrainer
     elif method == "grpo":
         args = GRPOConfig(**common)

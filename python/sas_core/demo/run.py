@@ -16,6 +16,14 @@ from sas_core.demo.sft import supervised_warmup
 from sas_core.demo.task import sample_problem
 from sas_core.demo.tiny import build_model, build_tokenizer
 
+# The compared runs: (trainer, SAS options). "sas" is the paper's default; "sas-failed"
+# its ablation that only shields failed rollouts (mode="failed").
+RUNS: dict[str, tuple[str, dict | None]] = {
+    "grpo": ("grpo", None),
+    "sas": ("sas", {}),
+    "sas-failed": ("sas", {"mode": "failed"}),
+}
+
 
 @dataclass
 class DemoConfig:
@@ -46,7 +54,7 @@ class DemoConfig:
 def run_demo(cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
     """Runs everything and writes ``demo.json`` and ``demo.png`` into ``out_dir``.
 
-    ``progress(task, advance)`` reports work done: task is "sft", "grpo" or "sas".
+    ``progress(task, advance)`` reports work done: task is "sft" or a key of ``RUNS``.
     """
     torch.manual_seed(cfg.seed)
     started = time.time()
@@ -77,9 +85,15 @@ def run_demo(cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
         "short": evaluate(model, tokenizer, eval_set, limit),
     }
     curves = {}
-    for method in ("grpo", "sas"):
-        curves[method] = post_train(
-            method, model, tokenizer, eval_set, cfg.rl, on_step=lambda step, m=method: tick(m)
+    for run, (method, options) in RUNS.items():
+        curves[run] = post_train(
+            method,
+            model,
+            tokenizer,
+            eval_set,
+            cfg.rl,
+            on_step=lambda step, r=run: tick(r),
+            sas_options=options,
         )
     result = {
         "config": asdict(cfg),
@@ -107,7 +121,7 @@ def plot(result: dict, path: Path) -> None:
         ("length", "mean completion length (tokens)"),
         ("entropy", "policy entropy (train batch)"),
     ]
-    colors = {"grpo": "tab:red", "sas": "tab:blue"}
+    colors = {"grpo": "tab:red", "sas": "tab:blue", "sas-failed": "tab:green"}
     for ax, (key, title) in zip(axes, panels):
         for method, curve in result["curves"].items():
             xs = [r["step"] for r in curve if r[key] == r[key]]  # skip NaN
@@ -123,7 +137,7 @@ def plot(result: dict, path: Path) -> None:
     cfg = result["config"]
     lost = 100 * result["truncation_audit"]["correct_long_failing_when_cut"]
     fig.suptitle(
-        f"SAS vs GRPO, completion limit {cfg['rl']['max_completion_length']} tokens, "
+        f"GRPO vs SAS, completion limit {cfg['rl']['max_completion_length']} tokens, "
         f"seed {cfg['seed']}; {lost:.0f}% of correct long traces fail once cut",
         fontsize=10,
     )
