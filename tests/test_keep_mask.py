@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 import sas_core
 from sas_core import reference
@@ -103,3 +104,17 @@ def test_thread_count_does_not_change_mask(threads):
         one = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=1)
         many = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=threads)
         assert np.array_equal(one, many)
+
+
+@given(steps_batch(max_rollouts=8), st.integers(0, 2**32 - 1))
+def test_token_advantages_match_reference(batch, seed):
+    step_ids, logprobs, cu, _ = batch
+    b = cu.size - 1
+    assume(b > 0 and b % 2 == 0)  # groups of two rollouts
+    rewards = np.random.default_rng(seed).random(b).round(1)
+    want = reference.sas_token_advantages(
+        step_ids.tolist(), logprobs.tolist(), cu.tolist(), rewards.tolist(), 2
+    )
+    keep = sas_core.keep_mask(step_ids, logprobs, cu, rewards > 0.5)
+    got = sas_core.token_advantages(sas_core.grpo_advantages(rewards, 2), keep, cu)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

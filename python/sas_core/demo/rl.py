@@ -44,10 +44,10 @@ def evaluate(model, tokenizer, problems: list[Problem], max_new_tokens: int) -> 
 @dataclass
 class RLConfig:
     steps: int = 120
-    max_completion_length: int = 48
+    max_completion_length: int = 56
     num_generations: int = 8
     prompts_per_step: int = 4
-    learning_rate: float = 2e-4
+    learning_rate: float = 1e-4
     temperature: float = 1.0
     eval_every: int = 10
     seed: int = 0
