@@ -96,6 +96,7 @@ def run_demo(cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
             sas_options=options,
         )
     result = {
+        "summary": {run: summarize(curve) for run, curve in curves.items()},
         "config": asdict(cfg),
         "truncation_audit": audit,
         "base_model": base,
@@ -107,6 +108,21 @@ def run_demo(cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
     (out_dir / "demo.json").write_text(json.dumps(result, indent=2))
     plot(result, out_dir / "demo.png")
     return result
+
+
+def summarize(curve: list[dict[str, float]]) -> dict[str, float]:
+    """Final accuracy and length, and the accuracy's mean, spread and minimum over the
+    second half of training (its stability)."""
+    last = curve[-1]["step"]
+    late = [r["accuracy"] for r in curve if r["step"] >= last / 2]
+    mean = sum(late) / len(late)
+    return {
+        "final_accuracy": curve[-1]["accuracy"],
+        "final_length": curve[-1]["length"],
+        "late_accuracy_mean": mean,
+        "late_accuracy_std": (sum((a - mean) ** 2 for a in late) / len(late)) ** 0.5,
+        "late_accuracy_min": min(late),
+    }
 
 
 def plot(result: dict, path: Path) -> None:
