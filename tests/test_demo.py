@@ -60,6 +60,12 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
         assert [r["step"] for r in curve] == list(range(steps + 1))
         for row in curve:
             assert 0.0 <= row["accuracy"] <= 1.0 and row["length"] > 0
+    for run, summary in first["summary"].items():
+        curve = first["curves"][run]
+        assert summary["final_accuracy"] == curve[-1]["accuracy"]
+        late = [r["accuracy"] for r in curve if r["step"] >= steps / 2]
+        assert summary["late_accuracy_min"] == min(late)
+        assert summary["late_accuracy_std"] >= 0.0
     audit = first["truncation_audit"]
     assert 0.0 <= audit["correct_long_failing_when_cut"] <= 1.0
     second, _ = _demo(tmp_path, "b")
