@@ -162,3 +162,28 @@ def test_sas_advantages_rejects(seg):
     assert torch.isfinite(ok).all()
     with pytest.raises(ValueError, match="ratio"):
         call(ids, lps, mask, rewards, 2, seg, ratio=2.0)
+
+
+@pytest.mark.parametrize(
+    ("ids", "lps", "cu", "correct", "arg"),
+    [
+        ([0, 1, 6], [0.0, 0.0, 0.0], [0, 3], [True], "token_ids"),
+        ([0, 1, 2], [0.0, np.nan, 0.0], [0, 3], [True], "logprobs"),
+        ([0, 1, 2], [0.0, 0.0], [0, 3], [True], "logprobs"),
+        ([0, 1, 2], [0.0, 0.0, 0.0], [0, 4], [True], "cu_seqlens"),
+        ([0, 1, 2], [0.0, 0.0, 0.0], [0, 2, 1, 3], [True, True, True], "cu_seqlens"),
+        ([0, 1, 2], [0.0, 0.0, 0.0], [0, 3], [True, False], "correct"),
+    ],
+)
+def test_fused_select_steps_rejects(seg, ids, lps, cu, correct, arg):
+    with pytest.raises(ValueError, match=arg):
+        seg.select_steps(np.array(ids), np.array(lps), np.array(cu), np.array(correct))
+
+
+def test_fused_select_steps_rejects_bad_options(seg):
+    args = (np.array([0, 2]), np.array([-1.0, -2.0]), np.array([0, 2]), np.array([True]))
+    with pytest.raises(ValueError, match="ratio"):
+        seg.select_steps(*args, ratio=-0.5)
+    with pytest.raises(ValueError, match="mode"):
+        seg.select_steps(*args, mode="some")
+    assert seg.select_steps(*args).keep.shape == (2,)

@@ -41,6 +41,48 @@ class StepTable:
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]]:
         """(step id per token (N,), steps per rollout (B,))."""
+    def sas_mask(
+        self,
+        token_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+        logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        cu_seqlens: npt.NDArray[np.int64],
+        correct: npt.NDArray[np.bool_],
+        ratio: float,
+        mode: str,
+        selection: str,
+        granularity: str,
+        seed: int,
+        num_threads: int | None = None,
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+        """Segmentation and selection fused: like ``keep_mask(segment(...), ...)``.
+
+        Returns (keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
+        """
+    def sas_advantages_padded(
+        self,
+        response_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+        logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+        action_mask: npt.NDArray[np.bool_],
+        correct: npt.NDArray[np.bool_],
+        advantages: npt.NDArray[np.float64],
+        ratio: float,
+        mode: str,
+        selection: str,
+        granularity: str,
+        seed: int,
+        num_threads: int | None = None,
+    ) -> tuple[
+        npt.NDArray[np.float32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+    ]:
+        """SAS advantages from padded (B, A) C-contiguous arrays, one rollout per row.
+
+        ``advantages`` (B,) is each row's advantage; the result (B, A) holds it on kept
+        response tokens and 0 on selected steps and off ``action_mask``. Also returns, per
+        row, the units, the selected units and the tokens those cover. Errors name the row.
+        """
 
 def keep_mask(
     step_ids: npt.NDArray[np.int32],
