@@ -31,10 +31,13 @@ def _demo(args: argparse.Namespace) -> int:
     with Progress(*columns, console=console, disable=args.no_progress) as progress:
         tasks = {"sft": progress.add_task("supervised warm-up", total=cfg.sft_steps)}
         for run in RUNS:
-            tasks[run] = progress.add_task(f"RL: {run}", total=cfg.rl.steps)
-        result = run_demo(
-            cfg, Path(args.out), progress=lambda task, advance=1: progress.advance(tasks[task])
-        )
+            tasks[run] = progress.add_task(f"RL: {run}", total=cfg.rl.steps, start=False)
+
+        def advance(task: str, amount: int = 1) -> None:
+            progress.start_task(tasks[task])  # the clock of a run starts with its first step
+            progress.advance(tasks[task], amount)
+
+        result = run_demo(cfg, Path(args.out), progress=advance)
 
     audit = result["truncation_audit"]
     table = Table(title=f"sas-core demo (seed {cfg.seed}, limit {cfg.rl.max_completion_length})")
