@@ -86,6 +86,51 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tokenizer_codec(name: str):
+    """(encode, decode) of the built-in DeepScaleR tokenizer or a local HF tokenizer."""
+    if name == "qwen2":
+        from sas_core.qwen import qwen2_encoding
+
+        enc = qwen2_encoding()
+        return (lambda t: enc.encode(t, allowed_special="all")), (lambda ids: enc.decode(ids))
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    return (
+        lambda t: tok(t, add_special_tokens=False)["input_ids"],
+        lambda ids: tok.decode(list(ids), skip_special_tokens=True),
+    )
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.progress import Progress
+
+    from sas_core.audit import audit_truncation, load_rollouts
+    from sas_core.math_reward import MathVerifier
+
+    rollouts = load_rollouts(args.rollouts)
+    encode, decode = _tokenizer_codec(args.tokenizer)
+    verifier = MathVerifier(timeout=args.timeout)
+    try:
+        with Progress(disable=args.no_progress) as progress:
+            task = progress.add_task("verifying", total=len(rollouts))
+            report = audit_truncation(
+                rollouts,
+                args.budgets,
+                encode=encode,
+                decode=decode,
+                score=verifier.score,
+                progress=lambda: progress.advance(task),
+            )
+    finally:
+        verifier.close()
+    text = json.dumps(report, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=sas_core.__version__)
@@ -106,6 +151,20 @@ def main(argv: list[str] | None = None) -> int:
     seg = sub.add_parser("segment", help="show the steps of a text under DeepScaleR's tokenizer")
     seg.add_argument("text", help="the response text, or - for standard input")
     seg.set_defaults(func=_segment)
+
+    audit = sub.add_parser(
+        "audit-truncation",
+        help="share of correct long-budget responses that fail once cut to shorter budgets",
+    )
+    audit.add_argument("rollouts", help="JSONL: prompt, response, label, optional token_ids")
+    audit.add_argument("--budgets", type=int, nargs="+", required=True, help="token budgets")
+    audit.add_argument(
+        "--tokenizer", default="qwen2", help="'qwen2' (DeepScaleR's) or a local HF tokenizer dir"
+    )
+    audit.add_argument("--timeout", type=float, default=5.0, help="verifier seconds per item")
+    audit.add_argument("--out", help="also write the JSON report here")
+    audit.add_argument("--no-progress", action="store_true")
+    audit.set_defaults(func=_audit)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from sas_core.audit import Rollout, audit_truncation
 from sas_core.demo.task import Problem, is_correct
 
 
@@ -36,17 +37,21 @@ def truncation_audit(
         eos_token_id=tokenizer.eos_token_id,
     )
     completions = out[:, enc["input_ids"].shape[1] :]
-    long_texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
-    short_texts = tokenizer.batch_decode(completions[:, :short_budget], skip_special_tokens=True)
-    correct_long = [is_correct(t, a) for t, a in zip(long_texts, answers)]
-    lost = [c and not is_correct(s, a) for c, s, a in zip(correct_long, short_texts, answers)]
-    lengths = (completions != tokenizer.pad_token_id).sum(dim=1).float()
-    n_correct = sum(correct_long)
+    pad = tokenizer.pad_token_id
+    rollouts = [
+        Rollout(prompt, "", str(answer), tuple(t for t in row.tolist() if t != pad))
+        for prompt, answer, row in zip(prompts, answers, completions)
+    ]
+    report = audit_truncation(
+        rollouts,
+        [short_budget],
+        encode=lambda text: tokenizer(text, add_special_tokens=False)["input_ids"],
+        decode=lambda ids: tokenizer.decode(list(ids), skip_special_tokens=True),
+        score=lambda text, label: float(is_correct(text, label)),
+    )
     return {
-        "traces": len(prompts),
-        "accuracy_long": n_correct / len(prompts),
-        "accuracy_short": sum(is_correct(s, a) for s, a in zip(short_texts, answers))
-        / len(prompts),
-        "mean_length_long": lengths.mean().item(),
-        "correct_long_failing_when_cut": sum(lost) / max(n_correct, 1),
+        "traces": report["responses"],
+        "accuracy_long": report["correct_at_full_length"] / report["responses"],
+        "mean_length_long": report["mean_tokens"],
+        "correct_long_failing_when_cut": report["budgets"][str(short_budget)]["share_of_correct"],
     }
