@@ -131,6 +131,58 @@ def _audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from sas_core.evaluate import EvalConfig, default_generator, evaluate, load_benchmark, scatter
+    from sas_core.math_reward import MathVerifier
+
+    cfg = EvalConfig(
+        k=args.k,
+        temperature=args.temperature,
+        top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    benchmarks = [load_benchmark(p) for p in args.benchmarks]
+    baseline = json.loads(Path(args.baseline).read_text()) if args.baseline else None
+    import torch
+
+    torch.manual_seed(cfg.seed)
+    generate = default_generator(args.model, cfg)
+    verifier = MathVerifier(timeout=args.timeout)
+    out = Path(args.out)
+    try:
+        with Progress(disable=args.no_progress) as progress:
+            task = progress.add_task("problems", total=sum(map(len, benchmarks)))
+            report = evaluate(
+                benchmarks,
+                generate,
+                verifier.score,
+                cfg,
+                out,
+                name=args.name or Path(args.model).name,
+                baseline=baseline,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        verifier.close()
+    scatter([r for r in (baseline, report) if r], out / "accuracy_vs_tokens.png")
+    table = Table(title=f"{report['name']}: Pass@1 over {cfg.k} samples")
+    for col in ("benchmark", "Pass@1", "mean tokens"):
+        table.add_column(col)
+    for bench, row in [*report["benchmarks"].items(), ("average", report["average"])]:
+        table.add_row(bench, f"{row['pass@1']:.4f}", f"{row['mean_tokens']:.1f}")
+    Console().print(table)
+    if "aes" in report:
+        print(f"AES vs {report['aes_vs']}: {report['aes']:.4f}")
+    print(f"wrote {out / 'report.json'}, {out / 'samples.jsonl'}, {out / 'accuracy_vs_tokens.png'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=sas_core.__version__)
@@ -165,6 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     audit.add_argument("--out", help="also write the JSON report here")
     audit.add_argument("--no-progress", action="store_true")
     audit.set_defaults(func=_audit)
+
+    ev = sub.add_parser("eval", help="Pass@1, tokens and AES with the paper's protocol")
+    ev.add_argument("--model", required=True, help="a local model directory")
+    ev.add_argument("--benchmarks", nargs="+", required=True, help="verl parquet or JSONL files")
+    ev.add_argument("--k", type=int, default=16, help="samples per problem")
+    ev.add_argument("--temperature", type=float, default=0.6)
+    ev.add_argument("--top-p", type=float, default=0.95)
+    ev.add_argument("--max-new-tokens", type=int, default=8192)
+    ev.add_argument("--batch-size", type=int, default=8, help="problems per generate call")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--timeout", type=float, default=5.0, help="verifier seconds per sample")
+    ev.add_argument("--baseline", help="report.json of the run to compute AES against")
+    ev.add_argument("--name", help="this run's name in reports (default: the model folder)")
+    ev.add_argument("--out", default="sas-eval-out", help="folder; reruns resume from it")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=_eval)
 
     args = parser.parse_args(argv)
     return args.func(args)
