@@ -5,7 +5,7 @@ VENV ?= /opt/sas-venv
 PY := $(VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev lint test test-rust test-python bench demo clean
+.PHONY: dev browser lint test test-rust test-python bench demo clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -14,6 +14,11 @@ $(PY):
 ## dev: create the venv if needed, install the test extras and build the extension (editable)
 dev: $(PY)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+
+## browser: Debian's chromium, for the test that loads the inspect page (needs root + apt)
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 ## lint: rustfmt, clippy (warnings are errors), ruff
 lint: dev
@@ -26,7 +31,7 @@ test-rust:
 	cargo test -p sas-core
 
 # The benchmarks run once each, untimed, so their equality checks are tests too.
-test-python: dev
+test-python: dev browser
 	$(PY) -m pytest tests benchmarks -q --benchmark-disable
 
 ## test: everything CI runs

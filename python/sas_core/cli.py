@@ -69,12 +69,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from sas_core.qwen import QWEN2_EMBEDDING_ROWS, qwen2_encoding
+    from sas_core.qwen import qwen2_encoding
 
     enc = qwen2_encoding()
-    seg = sas_core.StepSegmenter.from_tokenizer(
-        enc, vocab_size=QWEN2_EMBEDDING_ROWS, think_end="</think>"
-    )
+    seg = _segmenter("qwen2")
     text = sys.stdin.read() if args.text == "-" else args.text
     ids = enc.encode(text, allowed_special="all")
     steps = seg.segment(ids, [0, len(ids)]).tolist()
@@ -183,6 +181,66 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from sas_core.inspect_html import InspectRollout, render_page, step_table
+
+    encode, _ = _tokenizer_codec(args.tokenizer)
+    seg = _segmenter(args.tokenizer)
+    rollouts = []
+    verifier = None
+    with open(args.rollouts, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{args.rollouts}, line {lineno}"
+            try:
+                row = json.loads(line)
+                ids = row.get("token_ids") or encode(row["response"])
+                lps = row.get("logprobs") or [0.0] * len(ids)
+                if "correct" in row:
+                    correct = bool(row["correct"])
+                elif "reward" in row:
+                    correct = float(row["reward"]) > args.correct_threshold
+                else:
+                    if verifier is None:
+                        from sas_core.math_reward import MathVerifier
+
+                        verifier = MathVerifier()
+                    correct = verifier.score(row["response"], str(row["label"])) > 0.5
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"{where}: {e!r}") from None
+            rollouts.append(
+                InspectRollout(
+                    ids,
+                    lps,
+                    correct,
+                    row.get("reward"),
+                    bool(row.get("truncated")),
+                    str(row.get("label", "")),
+                )
+            )
+    if verifier is not None:
+        verifier.close()
+    table = step_table(rollouts, seg, ratio=args.ratio, mode=args.mode)
+    Path(args.out).write_text(render_page(table, ratio=args.ratio, mode=args.mode))
+    print(f"wrote {args.out} ({len(rollouts)} rollouts)")
+    return 0
+
+
+def _segmenter(name: str) -> sas_core.StepSegmenter:
+    if name == "qwen2":
+        from sas_core.qwen import QWEN2_EMBEDDING_ROWS, qwen2_encoding
+
+        return sas_core.StepSegmenter.from_tokenizer(
+            qwen2_encoding(), vocab_size=QWEN2_EMBEDDING_ROWS, think_end="</think>"
+        )
+    from transformers import AutoTokenizer
+
+    return sas_core.StepSegmenter.from_tokenizer(
+        AutoTokenizer.from_pretrained(name, local_files_only=True)
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=sas_core.__version__)
@@ -233,6 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--out", default="sas-eval-out", help="folder; reruns resume from it")
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=_eval)
+
+    ins = sub.add_parser("inspect", help="rollouts as an HTML page of steps, SAS's zeroes marked")
+    ins.add_argument(
+        "rollouts", help="JSONL: response or token_ids, logprobs, correct|reward|label"
+    )
+    ins.add_argument("--tokenizer", default="qwen2", help="'qwen2' or a local HF tokenizer dir")
+    ins.add_argument("--ratio", type=float, default=0.3)
+    ins.add_argument("--mode", default="both", choices=["both", "correct", "failed"])
+    ins.add_argument("--correct-threshold", type=float, default=0.5)
+    ins.add_argument("--out", default="sas-inspect.html")
+    ins.set_defaults(func=_inspect)
 
     args = parser.parse_args(argv)
     return args.func(args)
