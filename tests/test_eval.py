@@ -135,3 +135,62 @@ def test_cli_eval(tiny_model_dir, tmp_path, capsys):
     assert 0.0 <= report["average"]["pass@1"] <= 1.0
     assert (out / "accuracy_vs_tokens.png").read_bytes()[:4] == b"\x89PNG"
     assert "Pass@1" in capsys.readouterr().out
+
+
+def test_cli_eval_against_a_served_endpoint(tmp_path):
+    """An OpenAI-compatible server on loopback (a test fixture) answers every request."""
+    pytest.importorskip("math_verify")
+    import http.server
+    import threading
+
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            prompt = body["messages"][0]["content"]
+            answer = sum(int(x) for x in prompt.rstrip("=").split("+"))
+            choices = [
+                {"message": {"content": f"Steps.\n\n\\boxed{{{answer + (j % 2)}}}"}}
+                for j in range(body["n"])
+            ]
+            data = json.dumps({"choices": choices}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = tmp_path / "served"
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        args = [
+            "eval",
+            "--model",
+            "served-model",
+            "--endpoint",
+            url,
+            "--benchmarks",
+            str(_jsonl(tmp_path, 3)),
+            "--k",
+            "4",
+            "--out",
+            str(out),
+            "--no-progress",
+            "--timeout",
+            "20",
+        ]
+        assert main(args) == 0
+    finally:
+        server.shutdown()
+    report = json.loads((out / "report.json").read_text())
+    assert report["benchmarks"]["sums"]["pass@1"] == pytest.approx(0.5)
+    assert len(seen) == 3 and all(b["n"] == 4 and b["model"] == "served-model" for b in seen)
+    assert seen[0]["temperature"] == 0.6 and seen[0]["top_p"] == 0.95

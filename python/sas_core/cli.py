@@ -134,7 +134,14 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from sas_core.evaluate import EvalConfig, default_generator, evaluate, load_benchmark, scatter
+    from sas_core.evaluate import (
+        EvalConfig,
+        default_generator,
+        endpoint_generator,
+        evaluate,
+        load_benchmark,
+        scatter,
+    )
     from sas_core.math_reward import MathVerifier
 
     cfg = EvalConfig(
@@ -150,7 +157,13 @@ def _eval(args: argparse.Namespace) -> int:
     import torch
 
     torch.manual_seed(cfg.seed)
-    generate = default_generator(args.model, cfg)
+    if args.endpoint:
+        encode, _ = _tokenizer_codec(args.tokenizer)
+        generate = endpoint_generator(
+            args.endpoint, args.model, cfg, count_tokens=lambda t: len(encode(t))
+        )
+    else:
+        generate = default_generator(args.model, cfg)
     verifier = MathVerifier(timeout=args.timeout)
     out = Path(args.out)
     try:
@@ -277,7 +290,13 @@ def main(argv: list[str] | None = None) -> int:
     audit.set_defaults(func=_audit)
 
     ev = sub.add_parser("eval", help="Pass@1, tokens and AES with the paper's protocol")
-    ev.add_argument("--model", required=True, help="a local model directory")
+    ev.add_argument(
+        "--model", required=True, help="a local model directory, or the served model's name"
+    )
+    ev.add_argument("--endpoint", help="URL of an OpenAI-compatible server to sample from")
+    ev.add_argument(
+        "--tokenizer", default="qwen2", help="counts an endpoint's tokens: 'qwen2' or a local dir"
+    )
     ev.add_argument("--benchmarks", nargs="+", required=True, help="verl parquet or JSONL files")
     ev.add_argument("--k", type=int, default=16, help="samples per problem")
     ev.add_argument("--temperature", type=float, default=0.6)

@@ -143,6 +143,41 @@ def vllm_generator(model_path: str, cfg: EvalConfig) -> Generate:  # pragma: no 
     return generate
 
 
+def endpoint_generator(
+    url: str, model: str, cfg: EvalConfig, count_tokens: Callable[[str], int], timeout: float = 600
+) -> Generate:
+    """k completions per prompt from an OpenAI-compatible server (``vllm serve``, SGLang,
+    ...) through ``/v1/chat/completions``; token counts by ``count_tokens``."""
+    import urllib.request
+
+    endpoint = url.rstrip("/") + "/v1/chat/completions"
+
+    def one(prompt: str, k: int) -> list[tuple[str, int]]:
+        body = {
+            "model": model,
+            "messages": [{"role": "user", "content": prompt}],
+            "n": k,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_tokens": cfg.max_new_tokens,
+            "seed": cfg.seed,
+        }
+        req = urllib.request.Request(
+            endpoint, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            reply = json.loads(resp.read())
+        texts = [c["message"]["content"] or "" for c in reply["choices"]]
+        if len(texts) != k:
+            raise ValueError(f"endpoint: asked for {k} completions, got {len(texts)}")
+        return [(t, count_tokens(t)) for t in texts]
+
+    def generate(prompts: Sequence[str], k: int) -> list[list[tuple[str, int]]]:
+        return [one(p, k) for p in prompts]
+
+    return generate
+
+
 def default_generator(model_path: str, cfg: EvalConfig) -> Generate:
     """vLLM when it imports and a GPU is present, else transformers."""
     try:
