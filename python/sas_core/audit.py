@@ -8,11 +8,12 @@ any list of shorter budgets, and how far past each budget the lost answers came.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sas_core.jsonl import read_jsonl
 
 __all__ = ["Rollout", "audit_truncation", "load_rollouts"]
 
@@ -31,34 +32,18 @@ class Rollout:
 def load_rollouts(path: str | Path) -> list[Rollout]:
     """Reads JSONL rows {prompt, response, label, token_ids?}; errors name the line."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}, line {lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ValueError(f"{where}: expected a JSON object")
-            for key in ("prompt", "response", "label"):
-                value = row.get(key)
-                if isinstance(value, bool) or not isinstance(value, str | int | float):
-                    raise ValueError(f"{where}: missing or non-text field {key!r}")
-            ids = row.get("token_ids")
-            if ids is not None and not (
-                isinstance(ids, list) and all(isinstance(i, int) and i >= 0 for i in ids)
-            ):
-                raise ValueError(f"{where}: token_ids must be a list of non-negative integers")
-            out.append(
-                Rollout(
-                    str(row["prompt"]),
-                    str(row["response"]),
-                    str(row["label"]),
-                    None if ids is None else tuple(ids),
-                )
-            )
+    for where, row in read_jsonl(path):
+        for key in ("prompt", "response", "label"):
+            value = row.get(key)
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise ValueError(f"{where}: missing or non-text field {key!r}")
+        ids = row.get("token_ids")
+        if ids is not None and not (
+            isinstance(ids, list) and all(isinstance(i, int) and i >= 0 for i in ids)
+        ):
+            raise ValueError(f"{where}: token_ids must be a list of non-negative integers")
+        tokens = None if ids is None else tuple(ids)
+        out.append(Rollout(str(row["prompt"]), str(row["response"]), str(row["label"]), tokens))
     return out
 
 

@@ -196,42 +196,38 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _inspect(args: argparse.Namespace) -> int:
     from sas_core.inspect_html import InspectRollout, render_page, step_table
+    from sas_core.jsonl import read_jsonl
 
     encode, _ = _tokenizer_codec(args.tokenizer)
     seg = _segmenter(args.tokenizer)
     rollouts = []
     verifier = None
-    with open(args.rollouts, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{args.rollouts}, line {lineno}"
-            try:
-                row = json.loads(line)
-                ids = row.get("token_ids") or encode(row["response"])
-                lps = row.get("logprobs") or [0.0] * len(ids)
-                if "correct" in row:
-                    correct = bool(row["correct"])
-                elif "reward" in row:
-                    correct = float(row["reward"]) > args.correct_threshold
-                else:
-                    if verifier is None:
-                        from sas_core.math_reward import MathVerifier
+    for where, row in read_jsonl(args.rollouts):
+        try:
+            ids = row.get("token_ids") or encode(row["response"])
+            lps = row.get("logprobs") or [0.0] * len(ids)
+            if "correct" in row:
+                correct = bool(row["correct"])
+            elif "reward" in row:
+                correct = float(row["reward"]) > args.correct_threshold
+            else:
+                if verifier is None:
+                    from sas_core.math_reward import MathVerifier
 
-                        verifier = MathVerifier()
-                    correct = verifier.score(row["response"], str(row["label"])) > 0.5
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-                raise ValueError(f"{where}: {e!r}") from None
-            rollouts.append(
-                InspectRollout(
-                    ids,
-                    lps,
-                    correct,
-                    row.get("reward"),
-                    bool(row.get("truncated")),
-                    str(row.get("label", "")),
-                )
+                    verifier = MathVerifier()
+                correct = verifier.score(row["response"], str(row["label"])) > 0.5
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e!r}") from None
+        rollouts.append(
+            InspectRollout(
+                ids,
+                lps,
+                correct,
+                row.get("reward"),
+                bool(row.get("truncated")),
+                str(row.get("label", "")),
             )
+        )
     if verifier is not None:
         verifier.close()
     table = step_table(rollouts, seg, ratio=args.ratio, mode=args.mode)

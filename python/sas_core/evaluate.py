@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from sas_core.jsonl import read_jsonl
 from sas_core.metrics import aes, pass_at_k
 
 __all__ = ["EvalConfig", "Problem", "evaluate", "load_benchmark"]
@@ -58,19 +59,12 @@ def load_benchmark(path: str | Path) -> list[Problem]:
                 raise ValueError(f"{path}, row {i}: not in verl's format ({e!r})") from None
         return problems
     problems = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                problems.append(
-                    Problem(name, len(problems), str(row["problem"]), str(row["answer"]))
-                )
-            except (json.JSONDecodeError, KeyError, TypeError) as e:
-                raise ValueError(
-                    f"{path}, line {lineno}: expected a JSON object with problem and answer ({e!r})"
-                ) from None
+    for where, row in read_jsonl(path):
+        try:
+            problem, answer = str(row["problem"]), str(row["answer"])
+        except KeyError as e:
+            raise ValueError(f"{where}: missing field {e}") from None
+        problems.append(Problem(name, len(problems), problem, answer))
     return problems
 
 
