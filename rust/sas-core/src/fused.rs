@@ -96,39 +96,20 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
             Ok((n as u32, k as u32))
         },
     );
-    let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    let (n_units, n_selected) = counts.into_iter().unzip();
-    Ok(Selected {
-        keep,
-        n_units,
-        n_selected,
-    })
+    Selected::collect(keep, results)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::splitmix64;
     use crate::segment_packed;
     use crate::select::{Mode, Selection};
+    use crate::testutil;
 
     #[test]
     fn fused_equals_segment_then_select() {
-        let vocab: Vec<&[u8]> = vec![
-            b"a",
-            b" b",
-            b".\n\n",
-            b"\n",
-            b"\n\nc",
-            b"x\n\ny",
-            b"</think>",
-        ];
-        let table = StepTable::from_bytes(&vocab, Some(9), &[6]).unwrap();
-        let mut state = 3u64;
-        let mut next = || {
-            state = splitmix64(state);
-            state
-        };
+        let table = testutil::newline_table();
+        let mut next = testutil::random(3);
         for _ in 0..300 {
             let b = (next() % 5) as usize;
             let mut cu = vec![0i64];

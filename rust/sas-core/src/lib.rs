@@ -23,6 +23,9 @@ pub mod segment;
 pub mod select;
 pub mod vocab;
 
+#[cfg(test)]
+mod testutil;
+
 pub use error::{Result, SasError};
 pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;

@@ -162,28 +162,15 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
 mod tests {
     use super::*;
     use crate::grpo::grpo_advantages;
-    use crate::rng::splitmix64;
     use crate::select::{Mode, Selection};
+    use crate::testutil;
     use crate::{keep_mask_packed, segment_packed};
 
     /// The padded path equals packing by hand, segment + keep_mask, and broadcasting.
     #[test]
     fn padded_equals_packed_pipeline() {
-        let vocab: Vec<&[u8]> = vec![
-            b"a",
-            b" b",
-            b".\n\n",
-            b"\n",
-            b"\n\nc",
-            b"x\n\ny",
-            b"</think>",
-        ];
-        let table = StepTable::from_bytes(&vocab, Some(9), &[6]).unwrap();
-        let mut state = 11u64;
-        let mut next = || {
-            state = splitmix64(state);
-            state
-        };
+        let table = testutil::newline_table();
+        let mut next = testutil::random(11);
         for _ in 0..200 {
             let (rows, width) = (4usize, (next() % 60) as usize + 1);
             let ids: Vec<i32> = (0..rows * width).map(|_| (next() % 9) as i32).collect();

@@ -133,6 +133,19 @@ pub struct Selected {
     pub n_selected: Vec<u32>,
 }
 
+impl Selected {
+    /// Assembles the batch result from each rollout's (n, k); the first error wins.
+    pub(crate) fn collect(keep: Vec<bool>, per_rollout: Vec<Result<(u32, u32)>>) -> Result<Self> {
+        let counts = per_rollout.into_iter().collect::<Result<Vec<_>>>()?;
+        let (n_units, n_selected) = counts.into_iter().unzip();
+        Ok(Selected {
+            keep,
+            n_units,
+            n_selected,
+        })
+    }
+}
+
 /// Ascending sort key of a float that agrees with `<` (so -0.0 and 0.0 tie).
 #[inline]
 fn float_key(x: f64) -> u64 {
@@ -499,13 +512,7 @@ pub fn keep_mask_packed<L: LogProb>(
             select_rollout(&rollout, opts, s, out)
         },
     );
-    let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    let (n_units, n_selected) = counts.into_iter().unzip();
-    Ok(Selected {
-        keep,
-        n_units,
-        n_selected,
-    })
+    Selected::collect(keep, results)
 }
 
 #[cfg(test)]
