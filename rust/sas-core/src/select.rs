@@ -465,37 +465,11 @@ pub fn keep_mask_packed<L: LogProb>(
     threads: usize,
 ) -> Result<Selected> {
     opts.validate()?;
-    let n_tokens = packed.n_tokens();
-    let check_len = |arg: &'static str, got: usize, want: usize, what: &str| {
-        if got == want {
-            Ok(())
-        } else {
-            Err(SasError::new(
-                arg,
-                format!("has length {got} but {what} is {want}"),
-            ))
-        }
-    };
-    check_len(
-        "step_ids",
-        step_ids.len(),
-        n_tokens,
-        "the token count from cu_seqlens",
-    )?;
-    check_len(
-        "logprobs",
-        logprobs.len(),
-        n_tokens,
-        "the token count from cu_seqlens",
-    )?;
-    check_len(
-        "correct",
-        correct.len(),
-        packed.len(),
-        "the rollout count from cu_seqlens",
-    )?;
+    packed.check_len("step_ids", step_ids.len())?;
+    packed.check_len("logprobs", logprobs.len())?;
+    check_correct_len(packed, correct)?;
 
-    let mut keep = vec![true; n_tokens];
+    let mut keep = vec![true; packed.n_tokens()];
     let results = map_rollouts(
         packed,
         &mut keep,
