@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -69,9 +70,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _segment(args: argparse.Namespace) -> int:
-    from sas_core.qwen import qwen2_encoding
-
-    enc = qwen2_encoding()
+    enc = _load_tokenizer("qwen2")
     seg = _segmenter("qwen2")
     text = sys.stdin.read() if args.text == "-" else args.text
     ids = enc.encode(text, allowed_special="all")
@@ -84,16 +83,24 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tokenizer_codec(name: str):
-    """(encode, decode) of the built-in DeepScaleR tokenizer or a local HF tokenizer."""
+@functools.lru_cache(maxsize=4)
+def _load_tokenizer(name: str):
+    """The built-in DeepScaleR tokenizer ("qwen2", a tiktoken Encoding) or a local HF one;
+    loaded once per process, shared by the codec and the segmenter."""
     if name == "qwen2":
         from sas_core.qwen import qwen2_encoding
 
-        enc = qwen2_encoding()
-        return (lambda t: enc.encode(t, allowed_special="all")), (lambda ids: enc.decode(ids))
+        return qwen2_encoding()
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(name, local_files_only=True)
+    return AutoTokenizer.from_pretrained(name, local_files_only=True)
+
+
+def _tokenizer_codec(name: str):
+    """(encode, decode) of :func:`_load_tokenizer`'s tokenizer."""
+    tok = _load_tokenizer(name)
+    if name == "qwen2":
+        return (lambda t: tok.encode(t, allowed_special="all")), (lambda ids: tok.decode(ids))
     return (
         lambda t: tok(t, add_special_tokens=False)["input_ids"],
         lambda ids: tok.decode(list(ids), skip_special_tokens=True),
@@ -237,17 +244,14 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _segmenter(name: str) -> sas_core.StepSegmenter:
+    tok = _load_tokenizer(name)
     if name == "qwen2":
-        from sas_core.qwen import QWEN2_EMBEDDING_ROWS, qwen2_encoding
+        from sas_core.qwen import QWEN2_EMBEDDING_ROWS
 
         return sas_core.StepSegmenter.from_tokenizer(
-            qwen2_encoding(), vocab_size=QWEN2_EMBEDDING_ROWS, think_end="</think>"
+            tok, vocab_size=QWEN2_EMBEDDING_ROWS, think_end="</think>"
         )
-    from transformers import AutoTokenizer
-
-    return sas_core.StepSegmenter.from_tokenizer(
-        AutoTokenizer.from_pretrained(name, local_files_only=True)
-    )
+    return sas_core.StepSegmenter.from_tokenizer(tok)
 
 
 def main(argv: list[str] | None = None) -> int:
