@@ -5,15 +5,24 @@ VENV ?= /opt/sas-venv
 PY := $(VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev browser lint test test-rust test-python bench demo clean
+.PHONY: dev flash-attn-cpu browser lint test test-rust test-python bench demo clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
 ## dev: create the venv if needed, install the test extras and build the extension (editable)
-dev: $(PY)
+dev: $(PY) flash-attn-cpu
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+
+# openrlhf (a test dependency) pins flash-attn, whose build needs CUDA. On a machine
+# without a GPU, install flash-attn's Python modules only; the tests shim its CUDA module.
+FLASH_ATTN ?= 2.8.3
+flash-attn-cpu: $(PY)
+	@$(PY) -m pip show -q flash-attn >/dev/null 2>&1 || { \
+	  $(PY) -m pip install -q "torch>=2.2" packaging psutil ninja einops wheel setuptools && \
+	  FLASH_ATTENTION_SKIP_CUDA_BUILD=TRUE FLASH_ATTENTION_FORCE_BUILD=TRUE \
+	  $(PY) -m pip install -q --no-build-isolation --no-deps "flash-attn==$(FLASH_ATTN)"; }
 
 ## browser: Debian's chromium, for the test that loads the inspect page (needs root + apt)
 browser:
@@ -32,7 +41,7 @@ test-rust:
 
 # The benchmarks run once each, untimed, so their equality checks are tests too.
 test-python: dev browser
-	$(PY) -m pytest tests benchmarks -q --benchmark-disable
+	SAS_REQUIRE_OPENRLHF=1 $(PY) -m pytest tests benchmarks -q --benchmark-disable
 
 ## test: everything CI runs
 test: lint test-rust test-python

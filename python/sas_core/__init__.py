@@ -10,17 +10,24 @@ from sas_core._core import __version__, default_num_threads
 from sas_core.masks import Selection, grpo_advantages, keep_mask, select_steps, token_advantages
 from sas_core.offsets import segment_offsets
 from sas_core.segmenter import StepSegmenter
-from sas_core.torch_api import sas_advantages, sas_token_advantages
+from sas_core.torch_api import (
+    TokenSelection,
+    sas_advantages,
+    sas_token_advantages,
+    sas_token_selection,
+)
 
 __all__ = [
     "Selection",
     "StepSegmenter",
+    "TokenSelection",
     "__version__",
     "default_num_threads",
     "grpo_advantages",
     "keep_mask",
     "sas_advantages",
     "sas_token_advantages",
+    "sas_token_selection",
     "segment_offsets",
     "select_steps",
     "token_advantages",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from sas_core.segmenter import StepSegmenter
 
-__all__ = ["sas_advantages", "sas_token_advantages"]
+__all__ = ["TokenSelection", "sas_advantages", "sas_token_advantages", "sas_token_selection"]
 
 
 def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
@@ -90,6 +90,124 @@ def sas_advantages(
     )
 
 
+class TokenSelection(NamedTuple):
+    """What :func:`sas_token_selection` chose on a padded batch.
+
+    keep: (B, A) bool on ``logprobs``' device, False exactly on the response tokens of
+        the selected steps (True off the mask).
+    n_units: (B,) uint32 steps (or in-step tokens at token granularity) per rollout.
+    n_selected: (B,) uint32 units selected per rollout.
+    n_zeroed: (B,) uint32 response tokens whose advantage SAS zeroes, per rollout.
+    """
+
+    keep: Any
+    n_units: np.ndarray
+    n_selected: np.ndarray
+    n_zeroed: np.ndarray
+
+
+def _check_padded(
+    response_ids: torch.Tensor, logprobs: torch.Tensor, action_mask: torch.Tensor
+) -> tuple[int, ...]:
+    import torch
+
+    _check_2d("response_ids", response_ids, None)
+    shape = tuple(response_ids.shape)
+    _check_2d("logprobs", logprobs, shape)
+    _check_2d("action_mask", action_mask, shape)
+    if not logprobs.dtype.is_floating_point:
+        raise TypeError(f"logprobs: must be a float tensor, got {logprobs.dtype}")
+    if response_ids.dtype.is_floating_point or response_ids.dtype == torch.bool:
+        raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
+    return shape
+
+
+def _padded_core(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    rollout_advantages: np.ndarray,
+    correct: np.ndarray,
+    segmenter: StepSegmenter,
+    options: tuple[float, str, str, str, int],
+    num_threads: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The Rust padded kernel: (B, A) advantages and per-rollout counts.
+
+    It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
+    ids and float32/float64 log-probs).
+    """
+    import torch
+
+    ids = response_ids.detach()
+    if ids.dtype not in (torch.int32, torch.int64):
+        ids = ids.long()
+    lp = logprobs.detach()
+    if lp.element_size() < 4:
+        lp = lp.float()
+    return segmenter._table.sas_advantages_padded(
+        ids.cpu().contiguous().numpy(),
+        lp.cpu().contiguous().numpy(),
+        action_mask.detach().cpu().bool().contiguous().numpy(),
+        correct,
+        np.ascontiguousarray(rollout_advantages, dtype=np.float64),
+        *options,
+        _arrays.threads_value(num_threads),
+    )
+
+
+def _per_rollout(name: str, value: Any, b: int, kind: str) -> np.ndarray:
+    arr = (
+        _arrays.bool_array(value, name)
+        if kind == "bool"
+        else _arrays.to_numpy(value, name).astype(np.float64)
+    )
+    if arr.shape != (b,):
+        raise ValueError(f"{name}: must have shape ({b},), got {arr.shape}")
+    return arr
+
+
+def sas_token_selection(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    correct: Any,
+    segmenter: StepSegmenter,
+    *,
+    ratio: float = 0.3,
+    mode: str = "both",
+    selection: str = "confidence",
+    granularity: str = "step",
+    seed: int = 0,
+    num_threads: int | None = None,
+) -> TokenSelection:
+    """The SAS keep mask of a padded batch, for trainers whose advantages vary per token
+    (OpenRLHF with a KL penalty in the reward): multiply them by ``keep``.
+
+    Args:
+        response_ids: (B, A) int token ids; logprobs: (B, A) float rollout log-probs;
+        action_mask: (B, A) set on response tokens (any padding side, holes allowed).
+        correct: (B,) bool, whether each rollout was verified correct.
+        Other arguments: see :func:`sas_core.select_steps`.
+    """
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    correct_np = _per_rollout("correct", correct, shape[0], "bool")
+    opts = option_args(ratio, mode, selection, granularity, seed)
+    ones = np.ones(shape[0], dtype=np.float64)
+    kept, n_units, n_selected, n_zeroed = _padded_core(
+        response_ids, logprobs, action_mask, ones, correct_np, segmenter, opts, num_threads
+    )
+    # The kernel writes 1.0 on kept response tokens and 0.0 on selected ones and off the
+    # mask; off the mask nothing is selected.
+    mask = action_mask.detach().cpu().bool().numpy()
+    keep = ~(mask & (kept == 0.0))
+    import torch
+
+    return TokenSelection(
+        torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed
+    )
+
+
 def sas_token_advantages(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
@@ -108,7 +226,7 @@ def sas_token_advantages(
     """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
 
     The building block for trainers that compute their own per-rollout advantage
-    (TRL's scaled group advantage, OpenRLHF's shaped returns, ...).
+    (TRL's scaled group advantage, ...).
 
     Args:
         response_ids: (B, A) int token ids; logprobs: (B, A) float rollout log-probs;
@@ -125,36 +243,12 @@ def sas_token_advantages(
     """
     import torch
 
-    _check_2d("response_ids", response_ids, None)
-    shape = tuple(response_ids.shape)
-    _check_2d("logprobs", logprobs, shape)
-    _check_2d("action_mask", action_mask, shape)
-    if not logprobs.dtype.is_floating_point:
-        raise TypeError(f"logprobs: must be a float tensor, got {logprobs.dtype}")
-    if response_ids.dtype.is_floating_point or response_ids.dtype == torch.bool:
-        raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
-    adv = _arrays.to_numpy(rollout_advantages, "rollout_advantages").astype(np.float64)
-    correct_np = _arrays.bool_array(correct, "correct")
-    for name, arr in (("rollout_advantages", adv), ("correct", correct_np)):
-        if arr.shape != (shape[0],):
-            raise ValueError(f"{name}: must have shape ({shape[0]},), got {arr.shape}")
-
-    # The Rust core reads the padded CPU arrays in place (zero-copy for CPU tensors of
-    # int32/int64 ids and float32/float64 log-probs) and writes (B, A) advantages.
-    ids = response_ids.detach()
-    if ids.dtype not in (torch.int32, torch.int64):
-        ids = ids.long()
-    lp = logprobs.detach()
-    if lp.element_size() < 4:
-        lp = lp.float()
-    adv2d, n_units, n_selected, n_zeroed = segmenter._table.sas_advantages_padded(
-        ids.cpu().contiguous().numpy(),
-        lp.cpu().contiguous().numpy(),
-        action_mask.detach().cpu().bool().contiguous().numpy(),
-        correct_np,
-        np.ascontiguousarray(adv),
-        *option_args(ratio, mode, selection, granularity, seed),
-        _arrays.threads_value(num_threads),
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    adv = _per_rollout("rollout_advantages", rollout_advantages, shape[0], "float")
+    correct_np = _per_rollout("correct", correct, shape[0], "bool")
+    opts = option_args(ratio, mode, selection, granularity, seed)
+    adv2d, n_units, n_selected, n_zeroed = _padded_core(
+        response_ids, logprobs, action_mask, adv, correct_np, segmenter, opts, num_threads
     )
     out = torch.from_numpy(adv2d).to(device=logprobs.device, dtype=logprobs.dtype)
 

@@ -1,0 +1,169 @@
+"""The SAS options on OpenRLHF's command line, and the object that carries them.
+
+The options live under ``--algo.advantage.sas.*`` (OpenRLHF 0.11's dotted style), so
+after OpenRLHF's ``hierarchize`` they sit at ``args.algo.advantage.sas``. There they are
+a :class:`SASOptions`: OpenRLHF pickles ``args`` (inside its ``DeepspeedStrategy``) into
+every Ray actor it starts, and unpickling a ``SASOptions`` installs the estimator in
+that process. That is how the patch reaches the ``PPOTrainer`` actor, where advantages
+are computed, whether the job was started by the launcher directly or by
+``ray job submit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
+
+__all__ = ["LOGPROB_SOURCES", "PREFIX", "SHIELDS", "SASOptions", "add_sas_arguments"]
+
+PREFIX = "algo.advantage.sas"
+LOGPROB_SOURCES = ("action", "rollout")
+SHIELDS = ("all", "truncated")
+
+
+@dataclass(frozen=True)
+class SASOptions:
+    """SAS settings of one training run (see ``add_sas_arguments`` for their meaning)."""
+
+    ratio: float = 0.3
+    mode: str = "both"
+    selection: str = "confidence"
+    granularity: str = "step"
+    correct_threshold: float = 0.5
+    logprobs: str = "action"
+    shield: str = "all"
+    think_end: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.ratio, bool) or not 0.0 <= float(self.ratio) <= 1.0:
+            raise ValueError(f"ratio: must be in [0, 1], got {self.ratio!r}")
+        if not math.isfinite(float(self.correct_threshold)):
+            raise ValueError(f"correct_threshold: must be finite, got {self.correct_threshold!r}")
+        for name, allowed in (
+            ("mode", MODES),
+            ("selection", SELECTIONS),
+            ("granularity", GRANULARITIES),
+            ("logprobs", LOGPROB_SOURCES),
+            ("shield", SHIELDS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}: must be one of {allowed}, got {getattr(self, name)!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+
+    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
+        # Unpickling (in a Ray actor) installs the estimator before OpenRLHF's trainer
+        # builds its experience maker.
+        return (_unpickle, (asdict(self),))
+
+
+def _unpickle(fields: dict[str, Any]) -> SASOptions:
+    from sas_core.integrations.openrlhf.estimator import install
+
+    install()
+    return SASOptions(**fields)
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_sas_arguments(parser: argparse.ArgumentParser) -> None:
+    """Adds ``--algo.advantage.sas.*`` (and flat ``--sas_*`` aliases) to ``parser``."""
+    group = parser.add_argument_group(
+        "SAS (sas-core)", "Step-level Advantage Selection, with --algo.advantage.estimator sas"
+    )
+
+    def add(name: str, **kwargs: Any) -> None:
+        group.add_argument(f"--{PREFIX}.{name}", f"--sas_{name}", dest=f"{PREFIX}.{name}", **kwargs)
+
+    defaults = SASOptions()
+    add(
+        "ratio",
+        type=_ratio,
+        default=defaults.ratio,
+        help="fraction r of each rollout's steps whose advantage is zeroed (default 0.3)",
+    )
+    add(
+        "mode",
+        choices=MODES,
+        default=defaults.mode,
+        help="rollouts that get zeros: both (paper), correct, failed",
+    )
+    add(
+        "selection",
+        choices=SELECTIONS,
+        default=defaults.selection,
+        help="confidence: lowest-confidence steps of correct and highest of failed rollouts "
+        "(paper); random: an ablation",
+    )
+    add(
+        "granularity",
+        choices=GRANULARITIES,
+        default=defaults.granularity,
+        help="rank blank-line steps (paper) or single tokens",
+    )
+    add(
+        "correct_threshold",
+        type=_finite,
+        default=defaults.correct_threshold,
+        help="a rollout is correct when its verifier score (the experience's `scores`) "
+        "exceeds this (default 0.5)",
+    )
+    add(
+        "logprobs",
+        choices=LOGPROB_SOURCES,
+        default=defaults.logprobs,
+        help="log-probs that rank the steps: action = the actor's recomputed pre-update "
+        "log-probs (default, as the authors' release); rollout = vLLM's sampling log-probs "
+        "(OpenRLHF records them only with --algo.advantage.is_correction_level token|seq)",
+    )
+    add(
+        "shield",
+        choices=SHIELDS,
+        default=defaults.shield,
+        help="failed rollouts whose most confident steps are shielded: all (paper) or only "
+        "truncated ones (finish_reason == length)",
+    )
+    add(
+        "think_end",
+        default=defaults.think_end,
+        help="token text that ends the reasoning region (e.g. '</think>'); steps stop there",
+    )
+    add(
+        "seed",
+        type=_seed,
+        default=None,
+        help="seed of random selection (default: --train.seed)",
+    )
