@@ -33,8 +33,8 @@ browser:
 lint: dev
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -q -- -D warnings
-	$(VENV)/bin/ruff check python tests benchmarks
-	$(VENV)/bin/ruff format --check python tests benchmarks
+	$(VENV)/bin/ruff check python tests benchmarks integrations
+	$(VENV)/bin/ruff format --check python tests benchmarks integrations
 
 test-rust:
 	cargo test -p sas-core

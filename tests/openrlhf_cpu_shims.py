@@ -76,10 +76,37 @@ def install() -> list[str]:
     return added
 
 
+# OpenRLHF modules the tests use, directly or through the CLI module the launcher runs.
+PRELOAD = (
+    "openrlhf.trainer.ppo_utils.experience_maker",
+    "openrlhf.trainer.ppo_trainer",
+    "openrlhf.trainer.ppo_trainer_async",
+    "openrlhf.trainer.ray",
+    "openrlhf.trainer.ray.launcher",
+    "openrlhf.trainer.ray.ppo_actor",
+    "openrlhf.trainer.ray.ppo_critic",
+    "openrlhf.utils",
+    "openrlhf.utils.agent",
+)
+
+
+def uninstall(names: list[str]) -> None:
+    """Removes the stand-ins from ``sys.modules`` (modules that imported them keep their
+    reference), so later availability checks (``find_spec("vllm")``) see the truth."""
+    for name in names:
+        sys.modules.pop(name, None)
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules and getattr(sys.modules[parent], child, None) is not None:
+            delattr(sys.modules[parent], child)
+
+
 def require_openrlhf() -> None:
     """Skips the calling test module when OpenRLHF is not installed, unless
-    ``SAS_REQUIRE_OPENRLHF=1`` (set by ``make test``), where its absence is a failure;
-    then installs the shims."""
+    ``SAS_REQUIRE_OPENRLHF=1`` (set by ``make test``), where its absence is a failure.
+
+    Then imports the OpenRLHF modules the tests use with the stand-ins in place, and
+    takes the stand-ins out again: other tests in the same process never see them."""
+    import importlib
     import os
 
     import pytest
@@ -88,4 +115,9 @@ def require_openrlhf() -> None:
         import openrlhf  # noqa: F401
     else:
         pytest.importorskip("openrlhf")
-    install()
+    added = install()
+    try:
+        for name in PRELOAD:
+            importlib.import_module(name)
+    finally:
+        uninstall(added)

@@ -203,9 +203,7 @@ def sas_token_selection(
     keep = ~(mask & (kept == 0.0))
     import torch
 
-    return TokenSelection(
-        torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed
-    )
+    return TokenSelection(torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed)
 
 
 def sas_token_advantages(

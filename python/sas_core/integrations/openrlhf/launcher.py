@@ -12,12 +12,17 @@ two hooks are in place in this (driver) process only:
   unpickling that object installs the estimator there (see ``options.py``).
 
 The old flag ``--advantage_estimator X`` is accepted as ``--algo.advantage.estimator X``.
+With ``SAS_OPENRLHF_DRY_RUN=1`` it prints the parsed arguments as JSON (dotted names)
+and exits instead of training: a check of a launch script on a machine without GPUs.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import json
+import os
 import runpy
 import sys
 from collections.abc import Iterator, Sequence
@@ -147,11 +152,28 @@ def parse_args(argv: Sequence[str], *, prog: str = "sas-openrlhf-train") -> Simp
     return _run_cli(argv, stop_after_parse=True, prog=prog)
 
 
+def flatten(args: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted-name view of hierarchized ``args`` (as OpenRLHF's flags spell them)."""
+    if dataclasses.is_dataclass(args) and not isinstance(args, type):
+        args = SimpleNamespace(**dataclasses.asdict(args))
+    if not isinstance(args, SimpleNamespace):
+        return {prefix[:-1]: args}
+    out: dict[str, Any] = {}
+    for key, value in vars(args).items():
+        out.update(flatten(value, f"{prefix}{key}."))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Runs OpenRLHF's ``train_ppo_ray`` with the SAS estimator available."""
-    _run_cli(
-        sys.argv[1:] if argv is None else argv, stop_after_parse=False, prog="sas-openrlhf-train"
-    )
+    argv = sys.argv[1:] if argv is None else argv
+    prog = "sas-openrlhf-train"
+    if os.environ.get("SAS_OPENRLHF_DRY_RUN") == "1":
+        args = parse_args(argv, prog=prog)
+        json.dump(flatten(args), sys.stdout, indent=1, sort_keys=True, default=str)
+        sys.stdout.write("\n")
+        return
+    _run_cli(argv, stop_after_parse=False, prog=prog)
 
 
 if __name__ == "__main__":
