@@ -70,11 +70,29 @@ def _argv(model_dir: Path, estimator: str) -> list[str]:
     ]
 
 
-def _ppo_trainer(args, model_dir: Path):
-    """OpenRLHF's PPOTrainer actor, created as train_ppo_ray.train() creates it (here
-    without model groups or vLLM engines: only its experience maker is used)."""
-    from openrlhf.trainer.ppo_trainer import PPOTrainer
+def _ppo_trainer(args, model_dir: Path, kind: str = "sync"):
+    """OpenRLHF's trainer actor that computes advantages: ``PPOTrainer``, created as
+    train_ppo_ray.train() creates it, or the async mode's ``TrainingActor``, as
+    ``PPOTrainerAsync`` creates it (here without model groups, vLLM engines or queues:
+    only the experience maker is used)."""
     from openrlhf.utils import get_strategy
+
+    if kind == "async":
+        from openrlhf.trainer.ppo_trainer_async import TrainingActor
+
+        return TrainingActor.remote(
+            str(model_dir),
+            get_strategy(args),
+            None,
+            None,
+            None,
+            None,
+            None,
+            vllm_lock=None,
+            rollout_queue=None,
+            rollout_slots=None,
+        )
+    from openrlhf.trainer.ppo_trainer import PPOTrainer
 
     return PPOTrainer.remote(
         str(model_dir),
@@ -92,14 +110,16 @@ def _ppo_trainer(args, model_dir: Path):
     )
 
 
-def test_estimator_is_active_in_the_ppo_trainer_actor(local_ray, model_dir):
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_estimator_is_active_in_the_trainer_actor(local_ray, model_dir, kind):
     from sas_core.integrations.openrlhf.estimator import experience_seed
 
     args = parse_args(_argv(model_dir, "sas"))
     exps = h.make_experiences(11, n_prompts=3)
     base = h.make_experiences(11, n_prompts=3)
 
-    got = ray.get(_ppo_trainer(args, model_dir).__ray_call__.remote(h.probe_trainer, h.clone(exps)))
+    trainer = _ppo_trainer(args, model_dir, kind)
+    got = ray.get(trainer.__ray_call__.remote(h.probe_trainer, h.clone(exps)))
     assert got["pid"] != os.getpid()
     assert got["installed"] and got["estimator"] == "sas"
 
