@@ -208,3 +208,51 @@ def probe_trainer(trainer: Any, experiences: list[Any]) -> dict[str, Any]:
         "advantages": [e.advantages for e in out],
         "info": [{k: v for k, v in e.info.items() if k.startswith("sas/")} for e in out],
     }
+
+
+# What every Ray process of the tests needs: the test helpers on the path, and the same
+# CPU-only import shims installed before it unpickles anything.
+RUNTIME_ENV = {
+    "env_vars": {"PYTHONPATH": str(Path(__file__).resolve().parent)},
+    "worker_process_setup_hook": "openrlhf_cpu_shims.install",
+}
+
+
+def trainer_argv(model_dir: Path, estimator: str, *extra: str) -> list[str]:
+    """A train_ppo_ray command line for the tiny local model and prompts."""
+    return [
+        "--algo.advantage.estimator", estimator,
+        "--actor.model_name_or_path", str(model_dir),
+        "--data.prompt_dataset", str(model_dir / "prompts.jsonl"),
+        "--data.input_key", "input",
+        "--data.label_key", "answer",
+        "--rollout.n_samples_per_prompt", str(GROUP),
+        "--rollout.batch_size", "2",
+        "--train.batch_size", "8",
+        "--algo.kl.use_loss",
+        "--algo.advantage.sas.ratio", "0.5",
+        *extra,
+    ]  # fmt: skip
+
+
+def trainer_actor(args: Any, kind: str = "sync") -> Any:
+    """OpenRLHF's trainer actor that computes advantages: ``PPOTrainer``, created as
+    train_ppo_ray.train() creates it, or the async mode's ``TrainingActor``, as
+    ``PPOTrainerAsync`` creates it (here without model groups, vLLM engines or queues:
+    only the experience maker is used)."""
+    from openrlhf.utils import get_strategy
+
+    pretrain, strategy = args.actor.model_name_or_path, get_strategy(args)
+    groups = (None, None, None, None, None)  # actor, critic, reward, reference, vLLM
+    if kind == "async":
+        from openrlhf.trainer.ppo_trainer_async import TrainingActor
+
+        return TrainingActor.remote(
+            pretrain, strategy, *groups, vllm_lock=None, rollout_queue=None, rollout_slots=None
+        )
+    from openrlhf.trainer.ppo_trainer import PPOTrainer
+
+    return PPOTrainer.remote(
+        pretrain, strategy, *groups,
+        do_sample=True, max_len=256, max_new_tokens=128, temperature=0.6, top_p=1.0,
+    )  # fmt: skip

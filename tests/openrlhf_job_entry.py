@@ -24,23 +24,7 @@ def main() -> None:
     out_path, argv = sys.argv[1], sys.argv[2:]
     args = parse_args(argv)
     ray.init()  # joins the cluster the job was submitted to
-    from openrlhf.trainer.ppo_trainer import PPOTrainer
-    from openrlhf.utils import get_strategy
-
-    trainer = PPOTrainer.remote(
-        args.actor.model_name_or_path,
-        get_strategy(args),
-        None,
-        None,
-        None,
-        None,
-        None,
-        do_sample=True,
-        max_len=256,
-        max_new_tokens=128,
-        temperature=0.6,
-        top_p=1.0,
-    )
+    trainer = h.trainer_actor(args)
     got = ray.get(trainer.__ray_call__.remote(h.probe_trainer, h.make_experiences(12)))
     with open(out_path, "w") as f:
         json.dump(

@@ -50,31 +50,7 @@ def ray_head(tmp_path):
 def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
     model = h.save_pretrained(tmp_path / "model")
     out = tmp_path / "out.json"
-    runtime_env = {
-        "env_vars": {"PYTHONPATH": str(TESTS)},
-        "worker_process_setup_hook": "openrlhf_cpu_shims.install",
-    }
-    argv = [
-        "--algo.advantage.estimator",
-        "sas",
-        "--actor.model_name_or_path",
-        str(model),
-        "--data.prompt_dataset",
-        str(model / "prompts.jsonl"),
-        "--data.input_key",
-        "input",
-        "--data.label_key",
-        "answer",
-        "--rollout.n_samples_per_prompt",
-        str(h.GROUP),
-        "--rollout.batch_size",
-        "2",
-        "--train.batch_size",
-        "8",
-        "--algo.kl.use_loss",
-        "--algo.advantage.sas.ratio",
-        "0.5",
-    ]
+    argv = h.trainer_argv(model, "sas")
     job = [
         RAY,
         "job",
@@ -82,7 +58,7 @@ def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
         "--address",
         ray_head,
         "--runtime-env-json",
-        json.dumps(runtime_env),
+        json.dumps(h.RUNTIME_ENV),
         "--",
         sys.executable,
         str(TESTS / "openrlhf_job_entry.py"),

@@ -19,8 +19,6 @@ import ray  # noqa: E402
 from sas_core.integrations.openrlhf.launcher import parse_args  # noqa: E402
 from sas_core.token_bytes import tokenizer_token_bytes  # noqa: E402
 
-TESTS = Path(__file__).resolve().parent
-
 
 @pytest.fixture(scope="module")
 def local_ray():
@@ -28,12 +26,7 @@ def local_ray():
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,
-        runtime_env={
-            # Workers import the test helpers, and get the same CPU-only import shims
-            # before they unpickle anything.
-            "env_vars": {"PYTHONPATH": str(TESTS)},
-            "worker_process_setup_hook": "openrlhf_cpu_shims.install",
-        },
+        runtime_env=h.RUNTIME_ENV,
     )
     yield
     ray.shutdown()
@@ -45,69 +38,10 @@ def model_dir(tmp_path_factory):
 
 
 def _argv(model_dir: Path, estimator: str) -> list[str]:
-    return [
-        "--advantage_estimator",  # the pre-0.11 spelling, translated by the launcher
-        estimator,
-        "--actor.model_name_or_path",
-        str(model_dir),
-        "--data.prompt_dataset",
-        str(model_dir / "prompts.jsonl"),
-        "--data.input_key",
-        "input",
-        "--data.label_key",
-        "answer",
-        "--rollout.n_samples_per_prompt",
-        str(h.GROUP),
-        "--rollout.batch_size",
-        "2",
-        "--train.batch_size",
-        "8",
-        "--algo.kl.use_loss",
-        "--algo.advantage.sas.ratio",
-        "0.5",
-        "--algo.advantage.sas.selection",
-        "random",
-    ]
-
-
-def _ppo_trainer(args, model_dir: Path, kind: str = "sync"):
-    """OpenRLHF's trainer actor that computes advantages: ``PPOTrainer``, created as
-    train_ppo_ray.train() creates it, or the async mode's ``TrainingActor``, as
-    ``PPOTrainerAsync`` creates it (here without model groups, vLLM engines or queues:
-    only the experience maker is used)."""
-    from openrlhf.utils import get_strategy
-
-    if kind == "async":
-        from openrlhf.trainer.ppo_trainer_async import TrainingActor
-
-        return TrainingActor.remote(
-            str(model_dir),
-            get_strategy(args),
-            None,
-            None,
-            None,
-            None,
-            None,
-            vllm_lock=None,
-            rollout_queue=None,
-            rollout_slots=None,
-        )
-    from openrlhf.trainer.ppo_trainer import PPOTrainer
-
-    return PPOTrainer.remote(
-        str(model_dir),
-        get_strategy(args),
-        None,
-        None,
-        None,
-        None,
-        None,
-        do_sample=True,
-        max_len=256,
-        max_new_tokens=128,
-        temperature=0.6,
-        top_p=1.0,
-    )
+    # the pre-0.11 spelling of the estimator flag, translated by the launcher
+    argv = h.trainer_argv(model_dir, estimator, "--algo.advantage.sas.selection", "random")
+    argv[0] = "--advantage_estimator"
+    return argv
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -118,7 +52,7 @@ def test_estimator_is_active_in_the_trainer_actor(local_ray, model_dir, kind):
     exps = h.make_experiences(11, n_prompts=3)
     base = h.make_experiences(11, n_prompts=3)
 
-    trainer = _ppo_trainer(args, model_dir, kind)
+    trainer = h.trainer_actor(args, kind)
     got = ray.get(trainer.__ray_call__.remote(h.probe_trainer, h.clone(exps)))
     assert got["pid"] != os.getpid()
     assert got["installed"] and got["estimator"] == "sas"
@@ -153,6 +87,6 @@ def test_without_sas_options_nothing_is_installed_in_the_actor(local_ray, model_
     # so what installs the estimator above is the pickled options object.
     args = parse_args(_argv(model_dir, "group_norm"))
     del args.algo.advantage.sas
-    got = ray.get(_ppo_trainer(args, model_dir).__ray_call__.remote(h.probe_trainer, []))
+    got = ray.get(h.trainer_actor(args).__ray_call__.remote(h.probe_trainer, []))
     assert got["pid"] != os.getpid()
     assert not got["installed"] and got["estimator"] == "group_norm"

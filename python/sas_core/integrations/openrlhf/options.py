@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,34 +70,27 @@ def _unpickle(fields: dict[str, Any]) -> SASOptions:
     return SASOptions(**fields)
 
 
-def _ratio(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
+def _checked(
+    convert: Callable[[str], Any], kind: str, valid: Callable[[Any], bool], rule: str
+) -> Callable[[str], Any]:
+    """An argparse ``type=``: ``convert``, then ``valid``, with messages argparse prints
+    after the option's name."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {kind}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text}")
+        return value
+
+    return parse
 
 
-def _finite(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+_ratio = _checked(float, "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
+_finite = _checked(float, "a number", math.isfinite, "finite")
+_seed = _checked(int, "an integer", lambda v: v >= 0, ">= 0")
 
 
 def add_sas_arguments(parser: argparse.ArgumentParser) -> None:
