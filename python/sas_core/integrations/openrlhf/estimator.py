@@ -193,11 +193,10 @@ def _model_vocab_rows(args: Any) -> int:
 def _segmenter(maker: Any, options: SASOptions) -> StepSegmenter:
     seg = maker.__dict__.get("_sas_segmenter")
     if seg is None:
-        tok = maker.tokenizer
+        seg = StepSegmenter.from_tokenizer(maker.tokenizer, think_end=options.think_end)
         rows = _model_vocab_rows(maker.strategy.args)
-        seg = StepSegmenter.from_tokenizer(
-            tok, vocab_size=max(rows, len(tok)), think_end=options.think_end
-        )
+        if rows > seg.vocab_size:  # padded embedding rows: ids the tokenizer never emits
+            seg = StepSegmenter(seg.token_bytes, vocab_size=rows, think_end_ids=seg.think_end_ids)
         maker._sas_segmenter = seg
     return seg
 
