@@ -81,3 +81,21 @@ def test_module_level_helper():
     assert math_verify_score("\\boxed{7}", "7", timeout=20.0) == 1.0
     with pytest.raises(ValueError, match="timeout"):
         MathVerifier(timeout=0)
+
+
+def test_worker_start_up_is_not_counted_against_the_item_timeout():
+    # Importing sympy in a new worker takes longer than this timeout; the first (right)
+    # answer must still score 1, not 0.
+    v = MathVerifier(timeout=0.5, workers=1)
+    try:
+        assert v.score("\\boxed{\\frac{1}{2}}", "0.5") == 1.0
+    finally:
+        v.close()
+
+
+def test_a_worker_that_cannot_start_raises():
+    v = MathVerifier(timeout=1.0, workers=1, startup_timeout=0.001)
+    with pytest.raises(RuntimeError, match="did not start within"):
+        v.score("\\boxed{1}", "1")
+    with pytest.raises(ValueError, match="startup_timeout"):
+        MathVerifier(startup_timeout=0)

@@ -90,3 +90,29 @@ def test_without_sas_options_nothing_is_installed_in_the_actor(local_ray, model_
     got = ray.get(h.trainer_actor(args).__ray_call__.remote(h.probe_trainer, []))
     assert got["pid"] != os.getpid()
     assert not got["installed"] and got["estimator"] == "group_norm"
+
+
+@ray.remote
+class RewardEngine:
+    """Where OpenRLHF runs a ``--reward.remote_url`` file: an async Ray actor (its vLLM
+    engine) that loads it with ``SingleTurnAgentExecutor`` and calls it in threads."""
+
+    async def scores(self, path, queries, prompts, labels):
+        from openrlhf.utils.agent import SingleTurnAgentExecutor
+
+        executor = SingleTurnAgentExecutor(remote_rm_url=path)
+        results = await executor._fetch_rewards_via_func(queries, prompts, labels)
+        return [r["scores"].item() for r in results]
+
+
+def test_reward_func_in_an_async_ray_actor(local_ray):
+    # The first items of a run must not score 0 while the verifier's worker starts (a
+    # spawned multiprocessing child would also re-import Ray's worker script).
+    from sas_core.integrations.openrlhf import reward_func_path
+
+    prompt = "What is 2+2? Put the answer in \\boxed{}."
+    queries = [prompt + " \\boxed{4}", prompt + " \\boxed{5}", prompt + " 4"]
+    got = ray.get(
+        RewardEngine.remote().scores.remote(reward_func_path(), queries, [prompt] * 3, ["4"] * 3)
+    )
+    assert got == [1.0, 0.0, 0.0]

@@ -7,18 +7,23 @@ example one truncated before its answer) scores 0.
 math-verify bounds its own work with ``signal.alarm``, which only works in the main
 thread, and sympy can run for minutes on adversarial LaTeX. So each comparison runs in a
 worker process: a caller waits at most ``timeout`` seconds, after which the worker is
-killed and replaced and the item scores 0. Callers in any thread (RL reward workers,
-Ray actors, DataLoader threads) share a small pool of workers.
+killed and replaced and the item scores 0. Starting a worker (importing sympy) has its
+own, longer bound, so a slow start never turns a right answer into a 0. Callers in any
+thread (RL reward workers, Ray actors, DataLoader threads) share a small pool of workers.
 
 Needs ``pip install math-verify``.
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import json
+import os
 import queue
+import select
+import subprocess
+import sys
 import threading
-from typing import Any
+import time
 
 __all__ = ["MathVerifier", "last_boxed", "math_verify_score"]
 
@@ -48,40 +53,80 @@ def last_boxed(text: str) -> str | None:
     return None  # cut off before the closing brace
 
 
-def _worker_main(conn: Any) -> None:
-    """Worker process: answers (prediction, label) with 1.0 or 0.0 until the pipe closes."""
+def _serve() -> None:
+    """Worker process (``python -m sas_core.math_reward``): one JSON line [prediction,
+    label] in, one line "1" or "0" out, until stdin closes."""
+    import json
     import logging
 
     from math_verify import parse, verify
 
     # Its own timeouts are off here (this process is the timeout): silence that warning.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
-
-    while True:
+    out = sys.stdout.buffer
+    out.write(b"ready\n")
+    out.flush()
+    for line in sys.stdin.buffer:
         try:
-            pred, label = conn.recv()
-        except EOFError:
-            return
-        try:
+            pred, label = json.loads(line)
             gold = parse("\\boxed{" + label + "}", parsing_timeout=None)
             answer = parse("\\boxed{" + pred + "}", parsing_timeout=None)
             ok = bool(gold) and bool(answer) and verify(gold, answer, timeout_seconds=None)
         except Exception:  # any parser or sympy failure is a wrong answer
             ok = False
-        conn.send(1.0 if ok else 0.0)
+        out.write(b"1\n" if ok else b"0\n")
+        out.flush()
 
 
 class _Worker:
-    def __init__(self, ctx: Any) -> None:
-        self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child,), daemon=True)
-        self.proc.start()
-        child.close()
+    """A ``python -m sas_core.math_reward`` child on pipes.
+
+    A plain subprocess rather than ``multiprocessing``: a spawned multiprocessing child
+    re-imports the parent's ``__main__``, which in a Ray worker is Ray's worker script, and
+    it must not depend on what the caller's process looks like.
+    """
+
+    def __init__(self, startup_timeout: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "sas_core.math_reward"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+        self._buf = b""
+        if self.readline(startup_timeout) != b"ready":
+            self.kill()
+            raise RuntimeError(
+                f"math-verify worker did not start within {startup_timeout:.0f} s "
+                "(is math-verify installed? pip install math-verify)"
+            )
+
+    def readline(self, timeout: float) -> bytes | None:
+        """The next line without its newline, or None after ``timeout`` seconds or EOF."""
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return None
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, _, self._buf = self._buf.partition(b"\n")
+        return line
+
+    def ask(self, pred: str, label: str, timeout: float) -> float | None:
+        self.proc.stdin.write(json.dumps([pred, label]).encode() + b"\n")
+        self.proc.stdin.flush()
+        line = self.readline(timeout)
+        return None if line is None else float(line == b"1")
 
     def kill(self) -> None:
         self.proc.kill()
-        self.proc.join(timeout=5)
-        self.conn.close()
+        self.proc.wait(timeout=5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            pipe.close()
 
 
 class MathVerifier:
@@ -90,16 +135,21 @@ class MathVerifier:
     Args:
         timeout: seconds one comparison may take before it scores 0.
         workers: worker processes (concurrent comparisons).
+        startup_timeout: seconds a new worker may take to import math-verify and sympy
+            (not counted against ``timeout``); a worker that does not start raises.
     """
 
-    def __init__(self, timeout: float = 5.0, workers: int = 2) -> None:
+    def __init__(
+        self, timeout: float = 5.0, workers: int = 2, startup_timeout: float = 120.0
+    ) -> None:
         if not timeout > 0:
             raise ValueError(f"timeout: must be > 0, got {timeout}")
         if workers < 1:
             raise ValueError(f"workers: must be >= 1, got {workers}")
+        if not startup_timeout > 0:
+            raise ValueError(f"startup_timeout: must be > 0, got {startup_timeout}")
         self.timeout = float(timeout)
-        # spawn, not fork: the caller may hold threads (and their locks) when it forks.
-        self._ctx = mp.get_context("spawn")
+        self.startup_timeout = float(startup_timeout)
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         for _ in range(workers):
             self._idle.put(None)  # started on first use
@@ -112,15 +162,14 @@ class MathVerifier:
         worker = self._idle.get()
         try:
             if worker is None:
-                worker = _Worker(self._ctx)
-            worker.conn.send((pred, str(label)))
-            # The first call also waits for the worker to import sympy.
-            if worker.conn.poll(self.timeout):
-                return float(worker.conn.recv())
-            worker.kill()  # stuck: replace it, the item scores 0
-            worker = None
-            return 0.0
-        except (EOFError, OSError, BrokenPipeError):
+                worker = _Worker(self.startup_timeout)
+            verdict = worker.ask(pred, str(label), self.timeout)
+            if verdict is None:  # stuck (or died): replace it, the item scores 0
+                worker.kill()
+                worker = None
+                return 0.0
+            return verdict
+        except (OSError, ValueError):
             if worker is not None:
                 worker.kill()
             worker = None
@@ -150,3 +199,7 @@ def math_verify_score(response: str, label: str, *, timeout: float = 5.0) -> flo
             _default = MathVerifier(timeout=timeout)
         verifier = _default
     return verifier.score(response, label)
+
+
+if __name__ == "__main__":
+    _serve()
