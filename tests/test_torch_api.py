@@ -114,3 +114,49 @@ def test_gpu_tensors_come_back_on_the_gpu(qwen_segmenter, qwen_token_bytes):
     assert adv.device.type == "cuda" and adv.dtype == torch.bfloat16
     cpu, _ = sas_core.sas_advantages(ids, lps.bfloat16(), mask, rewards, 4, qwen_segmenter)
     torch.testing.assert_close(adv.cpu(), cpu)
+
+
+@given(st.integers(0, 2**32 - 1), st.booleans(), options_st)
+def test_token_selection_matches_reference_with_holes(
+    qwen_segmenter, qwen_token_bytes, seed, left_pad, options
+):
+    # Holes in the mask (multi-turn: environment tokens between turns) are skipped; the
+    # keep mask is the reference's on the masked tokens and True everywhere else.
+    rng = np.random.default_rng(seed)
+    ids, lps, mask, rewards = _padded_batch(rng, 151_936, 2, 4, 60, left_pad)
+    mask &= torch.from_numpy(rng.random(mask.shape) < 0.9)
+    correct = rewards > 0.5
+    picked = sas_core.sas_token_selection(ids, lps, mask, correct, qwen_segmenter, **options)
+    flat_ids, flat_lps, cu = [], [], [0]
+    for i in range(ids.shape[0]):
+        flat_ids += ids[i][mask[i]].tolist()
+        flat_lps += lps[i][mask[i]].double().tolist()
+        cu.append(len(flat_ids))
+    steps = reference.segment(
+        qwen_token_bytes, flat_ids, cu, vocab_size=151_936, think_end_ids=[151_649]
+    )
+    flat = reference.keep_mask(steps, flat_lps, cu, correct.tolist(), **options)
+    want = torch.ones(ids.shape, dtype=torch.bool)
+    want[mask] = torch.tensor(flat, dtype=torch.bool)
+    assert torch.equal(picked.keep, want)
+    zeroed = [int((~want[i]).sum()) for i in range(ids.shape[0])]
+    assert picked.n_zeroed.tolist() == zeroed
+    assert picked.n_units.shape == picked.n_selected.shape == (ids.shape[0],)
+
+
+def test_token_selection_rejects_bad_input(qwen_segmenter):
+    ids = torch.zeros((2, 3), dtype=torch.long)
+    lps = torch.zeros((2, 3))
+    mask = torch.ones((2, 3), dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"^correct: must have shape"):
+        sas_core.sas_token_selection(ids, lps, mask, [True], qwen_segmenter)
+    with pytest.raises(ValueError, match=r"^logprobs: must have shape"):
+        sas_core.sas_token_selection(ids, lps[:, :2], mask, [True, False], qwen_segmenter)
+    with pytest.raises(TypeError, match=r"^logprobs: must be a float tensor"):
+        sas_core.sas_token_selection(ids, ids, mask, [True, False], qwen_segmenter)
+    with pytest.raises(ValueError, match=r"^ratio"):
+        sas_core.sas_token_selection(ids, lps, mask, [True, False], qwen_segmenter, ratio=2.0)
+    bad = lps.clone()
+    bad[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"^logprobs"):
+        sas_core.sas_token_selection(ids, bad, mask, [True, False], qwen_segmenter)
