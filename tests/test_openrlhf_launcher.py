@@ -120,11 +120,25 @@ def test_hooks_are_removed_afterwards():
     assert argparse.ArgumentParser.parse_args is parse_fn
 
 
-def test_main_runs_openrlhfs_own_checks_past_the_parser(capsys):
+def test_main_runs_openrlhfs_own_checks_past_the_parser(monkeypatch):
     # OpenRLHF's post-parse validation (in train_ppo_ray's __main__ block) runs on the
-    # args with estimator sas: this assertion is OpenRLHF's own.
+    # args with estimator sas: this assertion is OpenRLHF's own. By then the hooks are
+    # gone (they must not stay in place while training runs).
+    parse_fn, hier = argparse.ArgumentParser.parse_args, openrlhf_config.hierarchize
+    seen = []
+
+    def probe(*args, **kwargs):  # OpenRLHF's own check, observed where it runs
+        seen.append((argparse.ArgumentParser.parse_args, openrlhf_config.hierarchize))
+        return real_print(*args, **kwargs)
+
+    real_print = print
+    monkeypatch.setattr("builtins.print", probe)
     with pytest.raises(AssertionError, match="remote_rm_url or agent_func_path must be specified"):
-        main(["--algo.advantage.estimator", "sas", *GROUP, "--algo.dynamic_filtering_enable"])
+        main(
+            ["--algo.advantage.estimator", "sas", *GROUP, "--algo.dynamic_filtering_enable",
+             "--data.input_template", "no placeholder"]
+        )  # fmt: skip
+    assert seen and all(p is parse_fn and h is hier for p, h in seen)
 
 
 def test_unsupported_openrlhf_version_fails_at_start(monkeypatch):

@@ -100,11 +100,16 @@ def _sas_options(args: SimpleNamespace, parser: argparse.ArgumentParser) -> SASO
 
 @contextlib.contextmanager
 def _hooks(stop_after_parse: bool) -> Iterator[None]:
+    """The two hooks, in place until OpenRLHF's args are built (so not during training)."""
     import openrlhf.utils.config as config
 
     original_parse = argparse.ArgumentParser.parse_args
     original_hierarchize = config.hierarchize
     parsers: list[argparse.ArgumentParser] = []
+
+    def restore() -> None:
+        argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
+        config.hierarchize = original_hierarchize
 
     def parse_args(self: argparse.ArgumentParser, *a: Any, **kw: Any) -> Any:
         if _extend_parser(self):
@@ -115,6 +120,7 @@ def _hooks(stop_after_parse: bool) -> Iterator[None]:
         nested = original_hierarchize(args)
         if parsers and hasattr(getattr(nested, "algo", None), "advantage"):
             nested.algo.advantage.sas = _sas_options(nested, parsers[-1])
+            restore()
             if stop_after_parse:
                 raise _Parsed(nested)
         return nested
@@ -124,8 +130,7 @@ def _hooks(stop_after_parse: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
-        config.hierarchize = original_hierarchize
+        restore()
 
 
 def _run_cli(argv: Sequence[str], *, stop_after_parse: bool, prog: str) -> Any:
