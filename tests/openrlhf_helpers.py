@@ -16,10 +16,11 @@ from typing import Any
 
 import torch
 
-from sas_core import reference
 from sas_core.demo.task import sample_problem, solution
 from sas_core.demo.tiny import build_tokenizer
 from sas_core.integrations.openrlhf.estimator import experience_seed
+
+import padded_reference
 
 GROUP = 4  # rollouts per prompt
 
@@ -143,35 +144,26 @@ def make_experiences(
 
 
 def reference_keep(exp: Any, options: Any, token_bytes: list[bytes], rows: int, seed: int):
-    """(B, T-1) keep mask of one experience by sas_core.reference, row by row."""
-    keep = torch.ones_like(exp.action_mask, dtype=torch.bool)
+    """(B, T-1) keep mask of one experience by sas_core.reference."""
     source = exp.rollout_log_probs if options.logprobs == "rollout" else exp.action_log_probs
-    correct_all = [float(s) > options.correct_threshold for s in exp.scores.reshape(-1)]
-    ids_all = exp.sequences[:, 1:]
-    tokens, logps, bounds = [], [], [0]
-    for r in range(len(exp.sequences)):
-        m = exp.action_mask[r].bool()
-        tokens += ids_all[r][m].tolist()
-        logps += source[r][m].double().tolist()
-        bounds.append(len(tokens))
-    steps = reference.segment(token_bytes, tokens, bounds, vocab_size=rows)
-    flat = reference.keep_mask(
-        steps,
-        logps,
-        bounds,
-        correct_all,
+    correct = [float(s) > options.correct_threshold for s in exp.scores.reshape(-1)]
+    keep = padded_reference.keep_mask(
+        token_bytes,
+        exp.sequences[:, 1:],
+        source,
+        exp.action_mask,
+        correct,
+        vocab_size=rows,
         ratio=options.ratio,
         mode=options.mode,
         selection=options.selection,
         granularity=options.granularity,
         seed=seed,
     )
-    for r in range(len(exp.sequences)):
-        spared = options.shield == "truncated" and not correct_all[r] and not bool(exp.truncated[r])
-        if spared:
-            continue
-        cols = exp.action_mask[r].bool().nonzero().flatten()
-        keep[r, cols] = torch.tensor(flat[bounds[r] : bounds[r + 1]], dtype=torch.bool)
+    if options.shield == "truncated":
+        for r in range(len(exp.sequences)):
+            if not correct[r] and not bool(exp.truncated[r]):
+                keep[r] = True  # spared: a failed rollout that was not cut off
     return keep
 
 

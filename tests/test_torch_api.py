@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 import sas_core
 from sas_core import reference
 
+import padded_reference
 from strategies import options_st
 
 
@@ -31,12 +32,7 @@ def _padded_batch(rng, vocab_size, n_prompts, group, max_len, left_pad):
 
 
 def _reference_padded(token_bytes, ids, lps, mask, rewards, group, vocab_size, think, **opt):
-    flat_ids, flat_lps, cu = [], [], [0]
-    for i in range(ids.shape[0]):
-        m = mask[i]
-        flat_ids += ids[i][m].tolist()
-        flat_lps += lps[i][m].double().tolist()
-        cu.append(len(flat_ids))
+    flat_ids, flat_lps, cu = padded_reference.pack(ids, lps, mask)
     steps = reference.segment(token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think)
     flat = reference.sas_token_advantages(
         steps, flat_lps, cu, rewards.double().tolist(), group, **opt
@@ -127,17 +123,16 @@ def test_token_selection_matches_reference_with_holes(
     mask &= torch.from_numpy(rng.random(mask.shape) < 0.9)
     correct = rewards > 0.5
     picked = sas_core.sas_token_selection(ids, lps, mask, correct, qwen_segmenter, **options)
-    flat_ids, flat_lps, cu = [], [], [0]
-    for i in range(ids.shape[0]):
-        flat_ids += ids[i][mask[i]].tolist()
-        flat_lps += lps[i][mask[i]].double().tolist()
-        cu.append(len(flat_ids))
-    steps = reference.segment(
-        qwen_token_bytes, flat_ids, cu, vocab_size=151_936, think_end_ids=[151_649]
+    want = padded_reference.keep_mask(
+        qwen_token_bytes,
+        ids,
+        lps,
+        mask,
+        correct.tolist(),
+        vocab_size=151_936,
+        think_end_ids=[151_649],
+        **options,
     )
-    flat = reference.keep_mask(steps, flat_lps, cu, correct.tolist(), **options)
-    want = torch.ones(ids.shape, dtype=torch.bool)
-    want[mask] = torch.tensor(flat, dtype=torch.bool)
     assert torch.equal(picked.keep, want)
     zeroed = [int((~want[i]).sum()) for i in range(ids.shape[0])]
     assert picked.n_zeroed.tolist() == zeroed

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import random
 
-import numpy as np
 import pytest
 import torch
 
 pytest.importorskip("trl")
 
-from sas_core import reference, sas_token_advantages
+from sas_core import sas_token_advantages
 from sas_core.demo.sft import supervised_warmup
 from sas_core.demo.task import sample_problem
 from sas_core.demo.tiny import build_model, build_tokenizer
 from sas_core.integrations.trl import SASGRPOConfig, SASGRPOTrainer
+
+import padded_reference
 
 
 def parity(completions, **_):
@@ -119,30 +120,21 @@ def _check_batch(trainer, rec, options) -> int:
     std = grouped.std(1, keepdim=True)
     rollout_adv = ((grouped - grouped.mean(1, keepdim=True)) / (std + 1e-4)).flatten()
 
-    flat_ids, flat_lps, cu = [], [], [0]
-    for i in range(ids.shape[0]):
-        flat_ids += ids[i][mask[i]].tolist()
-        flat_lps += logps[i][mask[i]].tolist()
-        cu.append(len(flat_ids))
     seg = trainer.sas_segmenter
-    steps = reference.segment(seg.token_bytes, flat_ids, cu, vocab_size=seg.vocab_size)
     opts = {"ratio": 0.3, "mode": "both", "granularity": "step", **options}
-    keep = reference.keep_mask(
-        steps,
-        [float(np.float32(x)) for x in flat_lps],
-        cu,
+    keep = padded_reference.keep_mask(
+        seg.token_bytes,
+        ids,
+        logps.float(),  # the trainer's float32 log-probs, as the core reads them
+        mask,
         (rewards > 0.5).tolist(),
+        vocab_size=seg.vocab_size,
         ratio=opts["ratio"],
         mode=opts["mode"],
         granularity=opts["granularity"],
     )
-    want = torch.zeros_like(adv, dtype=torch.float64)
-    t, zeroed = 0, 0
-    for i in range(ids.shape[0]):
-        for j in torch.nonzero(mask[i]).flatten().tolist():
-            want[i, j] = rollout_adv[i] if keep[t] else 0.0
-            zeroed += int(not keep[t] and rollout_adv[i] != 0)
-            t += 1
+    want = torch.where(keep & mask, rollout_adv[:, None], 0.0)
+    zeroed = int((~keep & (rollout_adv[:, None] != 0)).sum())
     torch.testing.assert_close(adv.double(), want, rtol=1e-5, atol=1e-5)
     return zeroed
 
