@@ -122,10 +122,14 @@ def _check_padded(
     return shape
 
 
+def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
+    return action_mask.detach().cpu().bool().contiguous().numpy()
+
+
 def _padded_core(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
-    action_mask: torch.Tensor,
+    mask: np.ndarray,
     rollout_advantages: np.ndarray,
     correct: np.ndarray,
     segmenter: StepSegmenter,
@@ -148,7 +152,7 @@ def _padded_core(
     return segmenter._table.sas_advantages_padded(
         ids.cpu().contiguous().numpy(),
         lp.cpu().contiguous().numpy(),
-        action_mask.detach().cpu().bool().contiguous().numpy(),
+        mask,
         correct,
         np.ascontiguousarray(rollout_advantages, dtype=np.float64),
         *options,
@@ -156,12 +160,7 @@ def _padded_core(
     )
 
 
-def _per_rollout(name: str, value: Any, b: int, kind: str) -> np.ndarray:
-    arr = (
-        _arrays.bool_array(value, name)
-        if kind == "bool"
-        else _arrays.to_numpy(value, name).astype(np.float64)
-    )
+def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
     if arr.shape != (b,):
         raise ValueError(f"{name}: must have shape ({b},), got {arr.shape}")
     return arr
@@ -190,19 +189,19 @@ def sas_token_selection(
         correct: (B,) bool, whether each rollout was verified correct.
         Other arguments: see :func:`sas_core.select_steps`.
     """
-    shape = _check_padded(response_ids, logprobs, action_mask)
-    correct_np = _per_rollout("correct", correct, shape[0], "bool")
-    opts = option_args(ratio, mode, selection, granularity, seed)
-    ones = np.ones(shape[0], dtype=np.float64)
-    kept, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids, logprobs, action_mask, ones, correct_np, segmenter, opts, num_threads
-    )
-    # The kernel writes 1.0 on kept response tokens and 0.0 on selected ones and off the
-    # mask; off the mask nothing is selected.
-    mask = action_mask.detach().cpu().bool().numpy()
-    keep = ~(mask & (kept == 0.0))
     import torch
 
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
+    opts = option_args(ratio, mode, selection, granularity, seed)
+    mask = _mask_array(action_mask)
+    ones = np.ones(shape[0], dtype=np.float64)
+    kept, n_units, n_selected, n_zeroed = _padded_core(
+        response_ids, logprobs, mask, ones, correct_np, segmenter, opts, num_threads
+    )
+    # With advantage 1 per rollout the kernel writes 1.0 on kept response tokens and 0.0
+    # on selected ones and off the mask; off the mask nothing is selected.
+    keep = ~(mask & (kept == 0.0))
     return TokenSelection(torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed)
 
 
@@ -242,11 +241,19 @@ def sas_token_advantages(
     import torch
 
     shape = _check_padded(response_ids, logprobs, action_mask)
-    adv = _per_rollout("rollout_advantages", rollout_advantages, shape[0], "float")
-    correct_np = _per_rollout("correct", correct, shape[0], "bool")
+    adv = _arrays.to_numpy(rollout_advantages, "rollout_advantages").astype(np.float64)
+    adv = _one_per_rollout("rollout_advantages", adv, shape[0])
+    correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     opts = option_args(ratio, mode, selection, granularity, seed)
     adv2d, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids, logprobs, action_mask, adv, correct_np, segmenter, opts, num_threads
+        response_ids,
+        logprobs,
+        _mask_array(action_mask),
+        adv,
+        correct_np,
+        segmenter,
+        opts,
+        num_threads,
     )
     out = torch.from_numpy(adv2d).to(device=logprobs.device, dtype=logprobs.dtype)
 
