@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-__all__ = ["MathVerifier", "last_boxed", "math_verify_score"]
+__all__ = ["MathVerifier", "last_boxed", "math_verify_score", "shared_verifier"]
 
 _BOXED = ("\\boxed", "\\fbox")
 
@@ -149,6 +149,7 @@ class MathVerifier:
         if not startup_timeout > 0:
             raise ValueError(f"startup_timeout: must be > 0, got {startup_timeout}")
         self.timeout = float(timeout)
+        self.workers = int(workers)
         self.startup_timeout = float(startup_timeout)
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         for _ in range(workers):
@@ -191,14 +192,19 @@ _default: MathVerifier | None = None
 _default_lock = threading.Lock()
 
 
-def math_verify_score(response: str, label: str, *, timeout: float = 5.0) -> float:
-    """:meth:`MathVerifier.score` on a shared verifier (created on first use)."""
+def shared_verifier(timeout: float = 5.0, workers: int = 2) -> MathVerifier:
+    """The process's shared :class:`MathVerifier` (created on first use, replaced when
+    asked for other settings)."""
     global _default
     with _default_lock:
-        if _default is None or _default.timeout != timeout:
-            _default = MathVerifier(timeout=timeout)
-        verifier = _default
-    return verifier.score(response, label)
+        if _default is None or (_default.timeout, _default.workers) != (timeout, workers):
+            _default = MathVerifier(timeout=timeout, workers=workers)
+        return _default
+
+
+def math_verify_score(response: str, label: str, *, timeout: float = 5.0) -> float:
+    """:meth:`MathVerifier.score` on the shared verifier."""
+    return shared_verifier(timeout).score(response, label)
 
 
 if __name__ == "__main__":

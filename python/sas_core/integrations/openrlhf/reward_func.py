@@ -19,28 +19,20 @@ any thread (math-verify's own timeout uses signals, main thread only).
 from __future__ import annotations
 
 import os
-import threading
 from typing import Any
 
 import torch
 
-from sas_core.math_reward import MathVerifier, last_boxed
+from sas_core.math_reward import MathVerifier, last_boxed, shared_verifier
 
 __all__ = ["reward_func", "split_response"]
 
-_verifier: MathVerifier | None = None
-_lock = threading.Lock()
 
-
-def _shared_verifier() -> MathVerifier:
-    global _verifier
-    with _lock:
-        if _verifier is None:
-            _verifier = MathVerifier(
-                timeout=float(os.environ.get("SAS_REWARD_TIMEOUT", "5")),
-                workers=int(os.environ.get("SAS_REWARD_WORKERS", "4")),
-            )
-        return _verifier
+def _verifier() -> MathVerifier:
+    return shared_verifier(
+        timeout=float(os.environ.get("SAS_REWARD_TIMEOUT", "5")),
+        workers=int(os.environ.get("SAS_REWARD_WORKERS", "4")),
+    )
 
 
 def split_response(query: str, prompt: str) -> str:
@@ -63,7 +55,7 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[Any], **_: 
     verified answer) and ``extra_logs`` with ``boxed`` (whether the response has a closed
     ``\\boxed{}``).
     """
-    verifier = _shared_verifier()
+    verifier = _verifier()
     scores, boxed = [], []
     for query, prompt, label in zip(queries, prompts, labels, strict=True):
         response = split_response(str(query), str(prompt or ""))
