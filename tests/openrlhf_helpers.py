@@ -97,6 +97,7 @@ def make_experiences(
             dict(
                 index=i,
                 sequences=seq,
+                length=len(seq),
                 action_mask=action,
                 action_log_probs=logp,
                 rollout_log_probs=logp + 0.01 * torch.randn(n, generator=gen),
@@ -113,31 +114,30 @@ def make_experiences(
         chunk = samples[start : start + micro_batch]
         width = max(len(s["sequences"]) for s in chunk)
 
-        def pad(t: torch.Tensor, length: int, value: float = 0) -> torch.Tensor:
-            return torch.nn.functional.pad(t, (0, length - len(t)), value=value)
+        def padded(key: str, length: int, chunk=chunk) -> torch.Tensor:
+            """The chunk's ``key`` rows, right-padded with 0 to ``length`` and stacked."""
+            rows = [s[key] for s in chunk]
+            return torch.stack([torch.nn.functional.pad(t, (0, length - len(t))) for t in rows])
+
+        def scalars(key: str, chunk=chunk) -> torch.Tensor:
+            return torch.tensor([s[key] for s in chunk])
 
         exps.append(
             Experience(
-                sequences=torch.stack([pad(s["sequences"], width, 0) for s in chunk]),
-                attention_mask=torch.stack(
-                    [pad(torch.ones(len(s["sequences"]), dtype=torch.long), width) for s in chunk]
-                ),
-                action_mask=torch.stack([pad(s["action_mask"], width - 1) for s in chunk]),
-                action_log_probs=torch.stack(
-                    [pad(s["action_log_probs"], width - 1) for s in chunk]
-                ),
+                sequences=padded("sequences", width),
+                attention_mask=(torch.arange(width) < scalars("length")[:, None]).long(),
+                action_mask=padded("action_mask", width - 1),
+                action_log_probs=padded("action_log_probs", width - 1),
                 rollout_log_probs=(
-                    torch.stack([pad(s["rollout_log_probs"], width - 1) for s in chunk])
-                    if with_rollout_logprobs
-                    else None
+                    padded("rollout_log_probs", width - 1) if with_rollout_logprobs else None
                 ),
-                kl=torch.stack([pad(s["kl"], width - 1) for s in chunk]),
-                rewards=torch.tensor([s["reward"] for s in chunk]),
-                scores=torch.tensor([s["score"] for s in chunk]),
-                truncated=torch.tensor([s["truncated"] for s in chunk]) if with_truncated else None,
+                kl=padded("kl", width - 1),
+                rewards=scalars("reward"),
+                scores=scalars("score"),
+                truncated=scalars("truncated") if with_truncated else None,
                 response_length=torch.tensor([int(s["action_mask"].sum()) for s in chunk]),
                 index=[s["index"] for s in chunk],
-                info={"reward": torch.tensor([s["reward"] for s in chunk])},
+                info={"reward": scalars("reward")},
             )
         )
     return exps
