@@ -1,76 +1,337 @@
-"""The demo: task, verifier, and `sas-core demo --quick` end to end (deterministic)."""
+"""The demo: task ground truth, diagnostics against it, gates and verdict, and
+`sas-core demo --quick` end to end (deterministic, plain progress lines in a pipe)."""
 
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
+import subprocess
+import sys
+from collections import Counter
 
+import numpy as np
 import pytest
 
 pytest.importorskip("trl")
 
 import sas_core
 from sas_core.cli import main
-from sas_core.demo.task import Problem, boxed_answer, is_correct, sample_problem, solution
+from sas_core.demo.diagnostics import RolloutRecorder, auc, confidence_auc, roles_of, token_steps
+from sas_core.demo.task import (
+    LABELS,
+    Problem,
+    Role,
+    boxed_answer,
+    is_correct,
+    sample_problem,
+    solution,
+    step_truths,
+    truncated_but_sound,
+)
 from sas_core.demo.tiny import build_tokenizer
+from sas_core.demo.verdict import gates, paired, summarize, t975, verdict
 
 
-def test_solutions_are_blank_line_steps_ending_in_the_answer():
+def _steps(text: str) -> list[str]:
+    return [s.strip() for s in text.split("\n\n")]
+
+
+def test_solutions_are_blank_line_steps_with_known_roles():
     rng = random.Random(0)
     tok = build_tokenizer()
     seg = sas_core.StepSegmenter.from_tokenizer(tok)
-    for _ in range(200):
+    for _ in range(300):
         p = sample_problem(rng)
-        text = solution(p, rng, doubt=0.5)
+        text = solution(p, rng, shortcut=0.4, hesitation=0.4, shortcut_error=0.0)
         assert is_correct(text, p.answer)
-        steps = text.split("\n\n")
-        doubts = [s for s in steps if s.startswith("wait")]
-        assert len(steps) == len(p.operands) + len(doubts)  # n-1 sums, the box, the doubts
-        # The tokenizer round-trips the text, and the segmenter finds the same steps.
+        truths = step_truths(p, _steps(text))
+        assert all(t.sound for t in truths)
+        roles = Counter(t.role for t in truths)
+        # every term but the first is added once: by a careful step or half a shortcut
+        assert roles[Role.CAREFUL] + 2 * roles[Role.SHORTCUT] == p.terms - 1
+        assert roles[Role.ANSWER] == 1 and roles[Role.OTHER] == 0
+        assert roles[Role.HESITATION] == text.count("wait")
+        # the tokenizer round-trips, and SAS's segmenter finds the same steps
         ids = tok(text, add_special_tokens=False)["input_ids"]
         assert tok.decode(ids) == text
-        assert seg.segment(ids, [0, len(ids)]).max() + 1 == len(steps)
+        assert seg.segment(ids, [0, len(ids)]).max() + 1 == len(truths)
 
 
-def test_verifier():
-    assert boxed_answer("a\n\n\\boxed{12}") == "12"
-    assert boxed_answer("\\boxed{1} then \\boxed{ 7 }") == "7"
-    assert boxed_answer("no box") is None
-    assert is_correct("\\boxed{9}", 9) and not is_correct("\\boxed{8}", 9)
-    assert not is_correct("3+4=7\n\n7+2=9\n\n\\boxed{", 9)  # truncated before the answer
-    assert Problem((3, 4, 2)).prompt == "3+4+2=" and Problem((3, 4, 2)).answer == 9
+def test_wrong_shortcuts_make_the_rest_unsound():
+    rng = random.Random(1)
+    seen = 0
+    for _ in range(200):
+        p = sample_problem(rng, 4, 10)
+        text = solution(p, rng, shortcut=1.0, hesitation=0.0, shortcut_error=1.0)
+        truths = step_truths(p, _steps(text))
+        first_bad = next(i for i, t in enumerate(truths) if t.role is Role.SHORTCUT)
+        assert not truths[first_bad].sound
+        assert not any(t.sound for t in truths[first_bad:])  # even when errors cancel
+        seen += 1
+    assert seen == 200
 
 
-def _demo(tmp_path, name):
+def test_step_truths_catch_wrong_label_operand_and_sum():
+    p = Problem((3, 4, 2))
+    assert [t.sound for t in step_truths(p, ["B 3+4=7", "C 7+2=9", "\\boxed{9}"])] == [1, 1, 1]
+    assert not step_truths(p, ["C 3+4=7"])[0].sound  # wrong label
+    assert not step_truths(p, ["B 3+5=8"])[0].sound  # wrong operand
+    assert not step_truths(p, ["B 3+4=8"])[0].sound  # wrong sum
+    assert not step_truths(p, ["B 3+4=7", "\\boxed{7}"])[1].sound  # answer before the end
+    assert step_truths(p, ["wait, 8?"])[0].role is Role.HESITATION
+    assert step_truths(p, ["B 3+4"])[0].role is Role.OTHER
+
+
+def test_truncated_but_sound_labels():
+    p = Problem((3, 4, 2, 5))
+    full = "B 3+4=7\n\nwait, 6?\n\nC 7+2=9\n\nD 9+5=14\n\n\\boxed{14}"
+    for cut in range(len(full)):
+        prefix = full[:cut]
+        complete = prefix.split("\n\n")[:-1]
+        expected = bool(complete) and "\\boxed{14}" not in prefix
+        assert truncated_but_sound(p, prefix, finished=False) == expected, prefix
+    assert not truncated_but_sound(p, full, finished=True)
+    wrong = "B 3+4=7\n\nC 7+2=10\n\nD 10+5=15\n\n\\bo"
+    assert not truncated_but_sound(p, wrong, finished=False)
+    assert truncated_but_sound(p, wrong[: wrong.index("C")], finished=False)
+
+
+def test_token_steps_match_sas_segmentation():
+    tok = build_tokenizer()
+    seg = sas_core.StepSegmenter.from_tokenizer(tok)
+    rng = random.Random(2)
+    for _ in range(100):
+        p = sample_problem(rng)
+        text = solution(p, rng)
+        cut = text[: rng.randint(1, len(text))] + "\n" * rng.randint(0, 3)
+        ids = tok(cut, add_special_tokens=False)["input_ids"]
+        chars = tok.convert_ids_to_tokens(ids)
+        steps = seg.segment(ids, [0, len(ids)])
+        spans = token_steps(chars)
+        expected = np.concatenate([np.full(b - a, i) for i, (a, b) in enumerate(spans)])
+        np.testing.assert_array_equal(steps, expected)
+
+
+def test_auc_against_pairwise_count():
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        neg = rng.integers(0, 5, rng.integers(1, 9)).tolist()
+        pos = rng.integers(0, 5, rng.integers(1, 9)).tolist()
+        pairs = [(1.0 if q > n else 0.5 if q == n else 0.0) for q in pos for n in neg]
+        assert auc(neg, pos) == pytest.approx(sum(pairs) / len(pairs))
+    assert auc([0.0], [1.0]) == 1.0 and auc([1.0], [0.0]) == 0.0
+    assert math.isnan(auc([], [1.0]))
+
+
+def test_confidence_auc_reads_roles_from_the_text():
+    p = Problem((3, 4, 2))
+    text = "B 3+4=7\n\nwait, 6?\n\nC 7+2=9\n\n\\boxed{9}"
+    chars = list(text)
+    spans = roles_of(p, chars)
+    assert [r for _, _, r in spans] == [Role.CAREFUL, Role.HESITATION, Role.CAREFUL, Role.ANSWER]
+    # hesitation tokens at -2, the rest at -0.1: perfectly separated
+    lp = np.full(len(chars), -0.1)
+    a, b, _ = spans[1]
+    lp[a:b] = -2.0
+    out = confidence_auc([p], [chars], [lp])
+    assert out["auc"] == 1.0 and out["steps_hesitation"] == 1 and out["steps_careful"] == 2
+    assert confidence_auc([p], [chars], [-lp])["auc"] == 0.0
+
+
+def test_recorder_counts_against_hand_labels():
+    p = Problem((3, 4, 2, 5))
+    full = "B 3+4=7\n\nwait, 6?\n\nC 7+2=9\n\nD 9+5=14\n\n\\boxed{14}"
+    texts = [
+        full,  # correct
+        full[:20],  # truncated, sound
+        "B 3+4=8\n\nC 8+2=10\n\nD 1",  # truncated, unsound
+        "B 3+4=7\n\n\\boxed{7}",  # finished, wrong
+        "B 3+4=7\n\nC 7",  # an all-failed group: truncated, sound
+        "B 3+4=7\n\nC 7",
+    ]
+    finished = [True, False, False, True, False, False]
+    rec = RolloutRecorder(total_steps=10)
+    rec.batch_outcomes(7, [p] * 6, texts, finished, group_size=4)
+    late = rec.summary()["late"]
+    assert late["rollouts"] == 6 and late["failed"] == 5
+    assert late["truncated_share_of_failed"] == pytest.approx(4 / 5)
+    assert late["truncated_sound_share_of_failed"] == pytest.approx(3 / 5)
+    assert late["failed_in_mixed_groups"] == 3
+    assert late["truncated_sound_share_of_failed_in_mixed_groups"] == pytest.approx(1 / 3)
+    assert rec.summary()["early"]["rollouts"] == 0
+
+    chars = list(full)
+    zeroed = np.zeros(len(chars), bool)
+    a, _, _ = roles_of(p, chars)[1]
+    zeroed[a + 1] = True  # one token of the hesitation step
+    rec.batch_selection(2, [p], [chars], [zeroed], [True])
+    early = rec.summary()["early"]
+    assert early["zeroed_steps_correct"]["hesitation"] == 1
+    assert sum(early["zeroed_steps_correct"].values()) == 1
+    assert early["all_steps_correct"] == {
+        "careful": 3, "shortcut": 0, "hesitation": 1, "answer": 1, "other": 0
+    }  # fmt: skip
+
+
+def _t_cdf(t: float, df: int) -> float:
+    """Student's t CDF for t > 0 via the regularised incomplete beta function."""
+    mpmath = pytest.importorskip("mpmath")  # installed with sympy (math-verify)
+    x = df / (df + t * t)
+    return float(1 - 0.5 * mpmath.betainc(df / 2, 0.5, 0, x, regularized=True))
+
+
+def test_paired_interval_uses_student_t():
+    for df in range(1, 31):
+        assert _t_cdf(t975(df), df) == pytest.approx(0.975, abs=5e-5)  # 3-decimal table
+    rng = np.random.default_rng(3)
+    d = rng.normal(0.01, 0.02, 10).tolist()
+    out = paired(d)
+    half = 2.2621571628 * np.std(d, ddof=1) / np.sqrt(10)  # t(0.975, 9)
+    assert out["ci95"] == pytest.approx([np.mean(d) - half, np.mean(d) + half], abs=1e-4)
+    assert out["positive"] == sum(x > 0 for x in d)
+
+
+def _curve(values, length=50.0):
+    return [
+        {"step": 10 * i, "pass1_2L": v, "acc_L": v / 2, "length": length, "entropy": 0.5}
+        for i, v in enumerate(values)
+    ]
+
+
+def test_summary_uses_the_second_half():
+    s = summarize(_curve([0.1, 0.2, 0.3, 0.4, 0.5]))  # steps 0..40: late = 20, 30, 40
+    assert s["late_pass1_mean"] == pytest.approx(0.4)
+    assert s["late_pass1_min"] == pytest.approx(0.3)
+    assert s["final_pass1"] == 0.5
+    assert s["late_pass1_std"] == pytest.approx(np.std([0.3, 0.4, 0.5]))
+
+
+def _runs(delta, seeds=10, noise=0.01, ablation=-0.05):
+    rng = np.random.default_rng(0)
+    runs = {"grpo": {}, "sas": {}, "grpo-2L": {}}
+    for abl in ("sas-correct", "sas-random", "sas-token"):
+        runs[abl] = {}
+    for s in range(seeds):
+        base = 0.5 + 0.1 * rng.random()
+        runs["grpo"][s] = summarize(_curve([base] * 5))
+        runs["sas"][s] = summarize(_curve([base + delta + noise * rng.standard_normal()] * 5))
+        runs["grpo-2L"][s] = summarize(_curve([base + 0.1] * 5))
+        for abl in ("sas-correct", "sas-random", "sas-token"):
+            runs[abl][s] = summarize(_curve([base + delta + ablation] * 5))
+    return runs
+
+
+def _gates(passed=True):
+    g = {"value": 1.0, "threshold": 0.5, "passed": passed}
+    return {"G1": g, "G2": g, "G3": g}
+
+
+def test_verdict_readings():
+    assert verdict(_gates(), _runs(0.05))["reading"] == "reproduces"
+    assert verdict(_gates(), _runs(-0.05))["reading"] == "refutes"
+    assert verdict(_gates(), _runs(0.0, noise=0.001))["reading"] == "refutes"  # small upper
+    assert verdict(_gates(), _runs(0.0, noise=0.1))["reading"] == "inconclusive"
+    assert verdict(_gates(False), _runs(0.05))["reading"] == "inconclusive"
+    assert verdict(_gates(), _runs(0.05, ablation=0.01))["reading"] == "inconclusive"
+    assert verdict(_gates(), _runs(0.05, seeds=5))["reading"].startswith("not judged")
+
+
+def test_gates_from_units():
+    audits = {0: {"confidence_auc": 0.9}, 1: {"confidence_auc": 0.7}}
+    late = {"failed_in_mixed_groups": 10, "truncated_sound_share_of_failed_in_mixed_groups": 0.2}
+    diags = {"grpo": {0: {"late": late}, 1: {"late": {**late, "failed_in_mixed_groups": 30,
+             "truncated_sound_share_of_failed_in_mixed_groups": 0.0}}}}  # fmt: skip
+    g = gates(audits, _runs(0.0, seeds=2), diags)
+    assert g["G1"]["value"] == pytest.approx(0.8) and g["G1"]["passed"] is True
+    assert g["G2"]["value"] == pytest.approx(2 / 40) and g["G2"]["passed"] is False
+    assert g["G3"]["value"] == pytest.approx(0.1) and g["G3"]["passed"] is True
+    no_2l = {k: v for k, v in _runs(0.0, seeds=2).items() if k != "grpo-2L"}
+    assert gates(audits, no_2l, diags)["G3"]["passed"] is None
+
+
+def _demo(tmp_path, name, *extra):
     out = tmp_path / name
-    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out), *extra]) == 0
     return json.loads((out / "demo.json").read_text()), out
 
 
 def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
     first, out = _demo(tmp_path, "a")
     printed = capsys.readouterr().out
-    assert "correct long traces that fail once cut" in printed
-    assert (out / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    steps = first["config"]["rl"]["steps"]
-    assert set(first["curves"]) == {"grpo", "sas", "sas-failed"}
-    for method in first["curves"]:
-        curve = first["curves"][method]
-        assert [r["step"] for r in curve] == list(range(steps + 1))
+    assert "validity gates" in printed and "verdict: not judged" in printed
+    for png in ("demo.png", "diagnostics.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(first["gates"]) == {"G1", "G2", "G3"}
+    for name in ("G1", "G2"):
+        g = first["gates"][name]
+        assert isinstance(g["threshold"], float)
+        if g["value"] is None:  # the seconds-long model may sample no step of a kind
+            assert g["passed"] is None
+        else:
+            assert g["passed"] is (g["value"] >= g["threshold"])
+    assert first["gates"]["G3"]["passed"] is None  # no grpo-2L arm in the default run
+    env = first["environment"]
+    for key in ("torch", "trl", "transformers", "sas_core", "python", "cpu", "threads_per_process"):
+        assert env[key]
+    cfg = first["config"]
+    assert set(first["curves"]) == {"grpo", "sas"}
+    for arm, by_seed in first["curves"].items():
+        curve = by_seed["0"]
+        assert [r["step"] for r in curve] == list(range(0, cfg["rl"]["steps"] + 1, 2))
         for row in curve:
-            assert 0.0 <= row["accuracy"] <= 1.0 and row["length"] > 0
-    for run, summary in first["summary"].items():
-        curve = first["curves"][run]
-        assert summary["final_accuracy"] == curve[-1]["accuracy"]
-        late = [r["accuracy"] for r in curve if r["step"] >= steps / 2]
-        assert summary["late_accuracy_min"] == min(late)
-        assert summary["late_accuracy_std"] >= 0.0
-    audit = first["truncation_audit"]
-    assert 0.0 <= audit["correct_long_failing_when_cut"] <= 1.0
+            assert 0.0 <= row["acc_L"] <= row["pass1_2L"] <= 1.0
+            assert 0 < row["length"] <= 2 * cfg["rl"]["limit"]
+        summary = first["summary"][arm]["0"]
+        assert summary["final_pass1"] == curve[-1]["pass1_2L"]
+    sas = first["diagnostics"]["sas"]["0"]
+    for ph in ("early", "late"):
+        for outcome in ("correct", "failed"):
+            z, a = sas[ph][f"zeroed_steps_{outcome}"], sas[ph][f"all_steps_{outcome}"]
+            assert all(z[r] <= a[r] for r in z)
+    assert first["diagnostics"]["sas"]["0"]["early"]["rollouts"] > 0
     second, _ = _demo(tmp_path, "b")
-    first.pop("seconds"), second.pop("seconds")
+    for r in (first, second):
+        r.pop("seconds")
+        for unit in r["base_audits"].values():
+            unit.pop("seconds")
     assert first == second  # same seed, same numbers
+
+
+def test_demo_resumes_from_units_on_disk(tmp_path):
+    first, out = _demo(tmp_path, "a")
+    unit = out / "runs" / "seed0-sas.json"
+    stamp = unit.stat().st_mtime_ns
+    second, _ = _demo(tmp_path, "a")
+    assert unit.stat().st_mtime_ns == stamp  # not rerun
+    assert second["summary"] == first["summary"]
+
+
+def test_quick_demo_prints_plain_progress_lines_to_a_pipe(tmp_path):
+    out = tmp_path / "pipe"
+    proc = subprocess.run(
+        [sys.executable, "-m", "sas_core.cli", "demo", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert any(re.match(r"^\[\s*\d+s\] seed 0 warm-up: step \d+/20", ln) for ln in lines)
+    assert any(re.match(r"^\[\s*\d+s\] seed 0 sas: step \d+/4  Pass@1 at 2L", ln) for ln in lines)
+    assert any(ln.endswith("seed 0 grpo: done") for ln in lines)
+    assert "\x1b[" not in proc.stdout.split("validity gates")[0]  # no terminal bars
+    assert "Warning" not in proc.stderr
+
+
+def test_verifier():
+    assert boxed_answer("a\n\n\\boxed{12}") == "12"
+    assert boxed_answer("\\boxed{1} then \\boxed{ 7 }") == "7"
+    assert boxed_answer("no box") is None
+    assert not is_correct("B 3+4=7\n\nC 7+2=9\n\n\\boxed{", 9)  # cut before the answer
+    assert Problem((3, 4, 2)).prompt == "A3B4C2=" and Problem((3, 4, 2)).answer == 9
+    assert LABELS.startswith("ABC")
 
 
 def test_segment_command(capsys):

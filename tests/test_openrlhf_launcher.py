@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import json
 import os
 import pickle
 import subprocess
@@ -16,7 +18,7 @@ require_openrlhf()
 
 import openrlhf.utils.config as openrlhf_config  # noqa: E402
 
-from sas_core.integrations.openrlhf import SASOptions, compat, reward_func_path  # noqa: E402
+from sas_core.integrations.openrlhf import SASOptions, compat, gpu_stack, reward_func_path  # noqa: E402
 from sas_core.integrations.openrlhf.launcher import (  # noqa: E402
     main,
     parse_args,
@@ -133,6 +135,9 @@ def test_main_runs_openrlhfs_own_checks_past_the_parser(monkeypatch):
 
     real_print = print
     monkeypatch.setattr("builtins.print", probe)
+    # This process imported OpenRLHF with the stand-ins already (require_openrlhf); let
+    # the real-run path past the vLLM check, which its own test covers.
+    monkeypatch.setattr(gpu_stack, "missing", lambda: [])
     with pytest.raises(AssertionError, match="remote_rm_url or agent_func_path must be specified"):
         main(
             ["--algo.advantage.estimator", "sas", *GROUP, "--algo.dynamic_filtering_enable",
@@ -202,6 +207,53 @@ def test_module_entry_point_help_lists_sas():
     assert "--algo.advantage.sas.ratio" in text
     assert "sas: Step-level Advantage Selection" in text
     assert "--rollout.n_samples_per_prompt" in text  # OpenRLHF's own options
+
+
+def _launcher_without_shims(*argv: str, **env: str) -> subprocess.CompletedProcess:
+    """The launcher as a user runs it on a CPU machine: no test shims on the path."""
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-m", "sas_core.integrations.openrlhf", *argv],
+        capture_output=True, text=True, env={**clean, **env}, timeout=300,
+    )  # fmt: skip
+
+
+needs_no_vllm = pytest.mark.skipif(
+    importlib.util.find_spec("vllm") is not None, reason="checks a machine without vLLM"
+)
+
+
+@needs_no_vllm
+def test_help_without_vllm_lists_openrlhf_and_sas_options():
+    done = _launcher_without_shims("--help")
+    assert done.returncode == 0, done.stderr[-3000:]
+    text = " ".join(done.stdout.split())
+    assert "--algo.advantage.sas.ratio" in text and "--rollout.n_samples_per_prompt" in text
+    assert importlib.util.find_spec("vllm") is None  # the stand-ins did not leak
+
+
+@needs_no_vllm
+def test_dry_run_without_vllm_prints_the_command_and_arguments():
+    argv = ("--algo.advantage.estimator", "sas", "--rollout.n_samples_per_prompt", "4",
+            "--algo.advantage.sas.ratio", "0.25")  # fmt: skip
+    done = _launcher_without_shims(*argv, SAS_OPENRLHF_DRY_RUN="1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()  # DeepSpeed may log a line on stdout first
+    at = lines.index("# OpenRLHF's openrlhf.cli.train_ppo_ray (with sas registered) would run as:")
+    assert lines[at + 1] == "# sas-openrlhf-train " + " ".join(argv)
+    parsed = json.loads(done.stdout[done.stdout.index("{\n") :])
+    assert parsed["algo.advantage.estimator"] == "sas"
+    assert parsed["algo.advantage.sas.ratio"] == 0.25
+
+
+@needs_no_vllm
+def test_real_run_without_vllm_stops_at_once_with_one_line():
+    done = _launcher_without_shims("--algo.advantage.estimator", "sas")
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("sas-openrlhf-train: error: OpenRLHF's training needs vLLM")
+    assert "pip install vllm==" in last
 
 
 def test_console_script_is_installed():

@@ -12,60 +12,16 @@ import sas_core
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-    from rich.table import Table
+    from sas_core.demo.console import run
 
-    from sas_core.demo.run import RUNS, DemoConfig, run_demo
+    return run(args)
 
-    cfg = DemoConfig.quick(args.seed) if args.quick else DemoConfig(seed=args.seed)
-    for name in ("hidden", "layers", "sft_steps"):
-        if getattr(args, name) is not None:
-            setattr(cfg, name, getattr(args, name))
-    if args.steps is not None:
-        cfg.rl.steps = args.steps
-    if args.limit is not None:
-        cfg.rl.max_completion_length = args.limit
 
-    console = Console(stderr=True)
-    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=args.no_progress) as progress:
-        tasks = {"sft": progress.add_task("supervised warm-up", total=cfg.sft_steps)}
-        for run in RUNS:
-            tasks[run] = progress.add_task(f"RL: {run}", total=cfg.rl.steps, start=False)
+def _env(args: argparse.Namespace) -> int:
+    from sas_core.environment import as_text, report
 
-        def advance(task: str, amount: int = 1) -> None:
-            progress.start_task(tasks[task])  # the clock of a run starts with its first step
-            progress.advance(tasks[task], amount)
-
-        result = run_demo(cfg, Path(args.out), progress=advance)
-
-    audit = result["truncation_audit"]
-    table = Table(title=f"sas-core demo (seed {cfg.seed}, limit {cfg.rl.max_completion_length})")
-    for col in ("run", "accuracy", "mean length", "entropy"):
-        table.add_column(col, justify="right" if col != "run" else "left")
-    base = result["base_model"]
-    table.add_row(
-        "base, long budget", f"{base['long']['accuracy']:.3f}", f"{base['long']['length']:.1f}", ""
-    )
-    table.add_row(
-        "base, under limit",
-        f"{base['short']['accuracy']:.3f}",
-        f"{base['short']['length']:.1f}",
-        "",
-    )
-    for run in RUNS:
-        f = result["final"][run]
-        table.add_row(run, f"{f['accuracy']:.3f}", f"{f['length']:.1f}", f"{f['entropy']:.3f}")
-    Console().print(table)
-    print(
-        f"correct long traces that fail once cut to the limit: "
-        f"{100 * audit['correct_long_failing_when_cut']:.1f}% (the paper: about 29% from 8K to 4K)"
-    )
-    print(
-        f"wrote {Path(args.out) / 'demo.json'} and {Path(args.out) / 'demo.png'} "
-        f"in {result['seconds']:.0f} s"
-    )
+    rep = report(devices=not args.no_devices)
+    print(json.dumps(rep, indent=2) if args.json else as_text(rep))
     return 0
 
 
@@ -260,16 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the SAS paper's effect in miniature, on CPU")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--steps", type=int, help="RL steps per run")
-    demo.add_argument("--sft-steps", type=int, help="supervised warm-up steps")
-    demo.add_argument("--hidden", type=int, help="model width")
-    demo.add_argument("--layers", type=int, help="model depth")
-    demo.add_argument("--limit", type=int, help="RL completion limit (tokens)")
-    demo.add_argument("--out", default="sas-demo-out", help="folder for demo.json and demo.png")
-    demo.add_argument("--quick", action="store_true", help="a seconds-long run for tests")
-    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from sas_core.demo.console import add_arguments
+
+    add_arguments(demo)
     demo.set_defaults(func=_demo)
+
+    env = sub.add_parser("env", help="versions and facts for a bug report")
+    env.add_argument("--json", action="store_true", help="as JSON")
+    env.add_argument("--no-devices", action="store_true", help="skip the torch device query")
+    env.set_defaults(func=_env)
 
     seg = sub.add_parser("segment", help="show the steps of a text under DeepScaleR's tokenizer")
     seg.add_argument("text", help="the response text, or - for standard input")

@@ -1,4 +1,8 @@
-"""Post-training the warmed-up model with TRL: plain GRPO, or SAS (``SASGRPOTrainer``)."""
+"""Post-training the warmed-up model with TRL: one arm (``sas_core.demo.arms``) per call.
+
+Every arm starts from the same warmed-up model, sees the same prompts in the same order
+and has the same budget; the held-out evaluation runs every ``eval_every`` steps.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,14 @@ import copy
 import random
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import Any
 
+import numpy as np
 import torch
 
+from sas_core.demo.arms import ARMS, RLConfig
+from sas_core.demo.diagnostics import RolloutRecorder
+from sas_core.demo.heldout import evaluate
 from sas_core.demo.task import Problem, is_correct, sample_problem
 
 
@@ -18,57 +26,52 @@ def accuracy(completions: list[str], answer: list[int], **_: object) -> list[flo
     return [1.0 if is_correct(c, a) else 0.0 for c, a in zip(completions, answer)]
 
 
-@torch.no_grad()
-def evaluate(model, tokenizer, problems: list[Problem], max_new_tokens: int) -> dict[str, float]:
-    """Greedy accuracy and mean completion length (tokens) under the completion limit."""
-    was_training = model.training
-    model.eval()
-    enc = tokenizer(
-        [p.prompt for p in problems], return_tensors="pt", padding=True, add_special_tokens=False
-    )
-    out = model.generate(
-        **enc,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    completions = out[:, enc["input_ids"].shape[1] :]
-    lengths = (completions != tokenizer.pad_token_id).sum(dim=1).float()
-    texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
-    correct = [is_correct(t, p.answer) for t, p in zip(texts, problems)]
-    model.train(was_training)
-    return {"accuracy": sum(correct) / len(problems), "length": lengths.mean().item()}
+class _Recording:
+    """Mixin: hands each generation batch to the run's ``RolloutRecorder``."""
 
+    demo_recorder: RolloutRecorder
+    demo_tokenizer: Any
 
-@dataclass
-class RLConfig:
-    steps: int = 120
-    max_completion_length: int = 56
-    num_generations: int = 8
-    prompts_per_step: int = 4
-    learning_rate: float = 1e-4
-    temperature: float = 1.0
-    eval_every: int = 10
-    seed: int = 0
-    min_terms: int = 3
-    max_terms: int = 4
-    sas: dict = field(default_factory=dict)
+    def _generate_and_score_completions(self, inputs):
+        out = super()._generate_and_score_completions(inputs)
+        step = self.state.global_step
+        problems = [Problem(tuple(x["operands"])) for x in inputs]
+        ids, mask = out["completion_ids"], out["completion_mask"].bool()
+        eos = self.demo_tokenizer.eos_token_id
+        toks, finished = [], []
+        for row, m in zip(ids.tolist(), mask.tolist()):
+            body = [t for t, keep in zip(row, m) if keep]
+            finished.append(eos in body)
+            toks.append(self.demo_tokenizer.convert_ids_to_tokens([t for t in body if t != eos]))
+        texts = ["".join(t) for t in toks]
+        self.demo_recorder.batch_outcomes(
+            step, problems, texts, finished, self.args.num_generations
+        )
+        adv = out["advantages"]
+        if adv.dim() == 2:  # SAS: per-token advantages; zeros on kept rollouts = selected
+            rows = [i for i in range(adv.size(0)) if adv[i][mask[i]].abs().max() > 0]
+            zeroed = [(adv[i][mask[i]] == 0).numpy()[: len(toks[i])] for i in rows]
+            correct = [finished[i] and is_correct(texts[i], problems[i].answer) for i in rows]
+            self.demo_recorder.batch_selection(
+                step, [problems[i] for i in rows], [toks[i] for i in rows], zeroed, correct
+            )
+        return out
 
 
 def post_train(
-    method: str,
+    arm_name: str,
     base_model,
     tokenizer,
     eval_problems: list[Problem],
     cfg: RLConfig,
-    on_step: Callable[[int], None] | None = None,
-    sas_options: dict | None = None,
-) -> list[dict[str, float]]:
-    """Runs GRPO (``method='grpo'``) or SAS (``'sas'``, options ``cfg.sas`` plus
-    ``sas_options``) from a copy of ``base_model``.
+    on_step: Callable[[int, dict | None], None] | None = None,
+) -> dict:
+    """Runs one arm from a copy of ``base_model``.
 
-    Returns the curve: one row per evaluation (step, accuracy, length, entropy).
+    Returns ``{"curve": [...], "diagnostics": {...}}``; the curve has one row per
+    evaluation (step, pass1_2L, acc_L, length, entropy, train_reward, clip_ratio, ...).
+    ``on_step(step, row)`` is called after every optimisation step (row: the evaluation
+    just made, or None).
     """
     from datasets import Dataset
     from transformers import PrinterCallback, TrainerCallback
@@ -76,21 +79,32 @@ def post_train(
 
     from sas_core.integrations.trl import SASGRPOConfig, SASGRPOTrainer
 
+    arm = ARMS[arm_name]
     model = copy.deepcopy(base_model)
     rng = random.Random(cfg.seed + 1)
-    n_prompts = cfg.steps * cfg.prompts_per_step
-    problems = [sample_problem(rng, cfg.min_terms, cfg.max_terms) for _ in range(n_prompts)]
+    generations = -(-cfg.steps // cfg.num_iterations)
+    problems = [
+        sample_problem(rng, cfg.min_terms, cfg.max_terms)
+        for _ in range(generations * cfg.prompts_per_step)
+    ]
     dataset = Dataset.from_dict(
-        {"prompt": [p.prompt for p in problems], "answer": [p.answer for p in problems]}
+        {
+            "prompt": [p.prompt for p in problems],
+            "answer": [p.answer for p in problems],
+            "operands": [list(p.operands) for p in problems],
+        }
     )
     common = dict(
-        output_dir=tempfile.mkdtemp(prefix=f"sas-demo-{method}-"),
+        output_dir=tempfile.mkdtemp(prefix=f"sas-demo-{arm_name}-"),
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
         num_generations=cfg.num_generations,
-        max_completion_length=cfg.max_completion_length,
+        num_iterations=cfg.num_iterations,
+        max_completion_length=cfg.limit * arm.window,
+        mask_truncated_completions=arm.mask_truncated,
         learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant",
         temperature=cfg.temperature,
+        top_k=0,
         beta=0.0,
         max_steps=cfg.steps,
         logging_steps=1,
@@ -103,31 +117,49 @@ def post_train(
         log_level="error",
         shuffle_dataset=False,
     )
-    if method == "sas":
-        options = {**cfg.sas, **(sas_options or {})}
-        args = SASGRPOConfig(**common, correctness_reward="accuracy", **options)
-        trainer_cls = SASGRPOTrainer
-    elif method == "grpo":
-        args = GRPOConfig(**common)
-        trainer_cls = GRPOTrainer
+    if arm.trainer == "sas":
+        args = SASGRPOConfig(**common, correctness_reward="accuracy", **arm.sas)
+        base_cls = SASGRPOTrainer
     else:
-        raise ValueError(f"method: must be 'grpo' or 'sas', got {method!r}")
+        args = GRPOConfig(**common)
+        base_cls = GRPOTrainer
+    trainer_cls = type(f"Demo{base_cls.__name__}", (_Recording, base_cls), {})
+    recorder = RolloutRecorder(total_steps=cfg.steps)
 
-    curve: list[dict[str, float]] = []
+    curve: list[dict] = []
 
-    def record(step: int, trainer_state) -> None:
-        row = {"step": step, **evaluate(model, tokenizer, eval_problems, cfg.max_completion_length)}
-        logs = [h for h in trainer_state.log_history if "entropy" in h]
-        row["entropy"] = logs[-1]["entropy"] if logs else float("nan")
-        row["train_reward"] = logs[-1].get("reward", float("nan")) if logs else float("nan")
+    def record(step: int, log_history: list[dict]) -> dict:
+        row = {
+            "step": step,
+            **evaluate(
+                model,
+                tokenizer,
+                eval_problems,
+                limit=cfg.limit,
+                samples=cfg.eval_samples,
+                seed=cfg.seed * 1000 + step,
+            ),
+        }
+        logs = [h for h in log_history if "entropy" in h][-cfg.eval_every :]
+        for key, name in (
+            ("entropy", "entropy"),
+            ("reward", "train_reward"),
+            ("clip_ratio/region_mean", "clip_ratio"),
+            ("sas/frac_tokens_zeroed", "sas_frac_tokens_zeroed"),
+            ("sas/steps_per_rollout", "sas_steps_per_rollout"),
+        ):
+            values = [h[key] for h in logs if key in h]
+            row[name] = float(np.mean(values)) if values else None
         curve.append(row)
+        return row
 
     class Progress(TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):
+            row = None
             if state.global_step % cfg.eval_every == 0 or state.global_step == cfg.steps:
-                record(state.global_step, state)
+                row = record(state.global_step, state.log_history)
             if on_step:
-                on_step(state.global_step)
+                on_step(state.global_step, row)
 
     trainer = trainer_cls(
         model=model,
@@ -137,14 +169,10 @@ def post_train(
         processing_class=tokenizer,
         callbacks=[Progress()],
     )
+    trainer.demo_recorder = recorder
+    trainer.demo_tokenizer = tokenizer
     trainer.remove_callback(PrinterCallback)  # the demo shows its own progress
-    curve.append(
-        {
-            "step": 0,
-            **evaluate(model, tokenizer, eval_problems, cfg.max_completion_length),
-            "entropy": float("nan"),
-            "train_reward": float("nan"),
-        }
-    )
+    record(0, [])
+    torch.manual_seed(cfg.seed)
     trainer.train()
-    return curve
+    return {"curve": curve, "diagnostics": recorder.summary()}

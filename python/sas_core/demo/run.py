@@ -1,162 +1,302 @@
-"""The demo's main function: warm-up, truncation audit, GRPO and SAS runs, report."""
+"""The demo's driver: warm-up per seed, the arms (one process per core), the report.
+
+Work is split into units written to files as they finish, so a long multi-seed run can
+be resumed and read while it goes: ``bases/seed{N}.pt`` + ``bases/seed{N}.json`` (the
+warmed-up model and its audit), ``runs/seed{N}-{arm}.json`` (one arm's curve and
+diagnostics). ``demo.json`` is rebuilt from whatever units exist.
+"""
 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
+import os
+import platform
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from sas_core.demo.audit import truncation_audit
-from sas_core.demo.rl import RLConfig, evaluate, post_train
-from sas_core.demo.sft import supervised_warmup
-from sas_core.demo.task import sample_problem
-from sas_core.demo.tiny import build_model, build_tokenizer
-
-# The compared runs: (trainer, SAS options). "sas" is the paper's default; "sas-failed"
-# its ablation that only shields failed rollouts (mode="failed").
-RUNS: dict[str, tuple[str, dict | None]] = {
-    "grpo": ("grpo", None),
-    "sas": ("sas", {}),
-    "sas-failed": ("sas", {"mode": "failed"}),
-}
+from sas_core.demo.arms import ARMS, DEFAULT_ARMS, RLConfig
+from sas_core.demo.task import stratified_problems
 
 
 @dataclass
 class DemoConfig:
-    seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [0])
+    arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
+    ablation_seeds: int = 5  # arms beyond the default run on the first this many seeds
+    jobs: int = 2
     hidden: int = 128
     layers: int = 2
     sft_steps: int = 400
     sft_batch: int = 64
-    doubt: float = 0.5
-    eval_problems: int = 128
-    long_budget: int = 150
+    sft_lr: float = 3e-3
+    eval_per_length: int = 6  # held-out problems per chain length
+    audit_samples: int = 4
     rl: RLConfig = field(default_factory=RLConfig)
 
     @classmethod
     def quick(cls, seed: int = 0) -> DemoConfig:
         """Minutes become seconds: for the test suite."""
         return cls(
-            seed=seed,
+            seeds=[seed],
+            jobs=1,
             hidden=32,
             layers=1,
             sft_steps=20,
             sft_batch=16,
-            eval_problems=16,
-            rl=RLConfig(steps=3, eval_every=1, prompts_per_step=2, seed=seed),
+            eval_per_length=1,
+            audit_samples=2,
+            rl=RLConfig(
+                steps=4, eval_every=2, prompts_per_step=2, eval_samples=2, limit=24, seed=seed
+            ),
         )
 
+    def units(self) -> list[tuple[int, str]]:
+        """(seed, arm) pairs: default arms on every seed, the others on the first
+        ``ablation_seeds`` seeds."""
+        out = []
+        for i, seed in enumerate(self.seeds):
+            for arm in self.arms:
+                if arm in DEFAULT_ARMS or i < self.ablation_seeds:
+                    out.append((seed, arm))
+        return out
 
-def run_demo(cfg: DemoConfig, out_dir: Path, progress=None) -> dict:
-    """Runs everything and writes ``demo.json`` and ``demo.png`` into ``out_dir``.
 
-    ``progress(task, advance)`` reports work done: task is "sft" or a key of ``RUNS``.
-    """
-    torch.manual_seed(cfg.seed)
+def _eval_problems(cfg: DemoConfig, seed: int):
+    return stratified_problems(
+        random.Random(10_000 + seed), cfg.eval_per_length, cfg.rl.min_terms, cfg.rl.max_terms
+    )
+
+
+def _rl_config(cfg: DemoConfig, seed: int) -> RLConfig:
+    return RLConfig(**{**asdict(cfg.rl), "seed": seed})
+
+
+def warm_up(cfg: DemoConfig, seed: int, out_dir: Path, tick=None) -> dict:
+    """SFT of a fresh model for ``seed``, then the truncation audit; saved to bases/."""
+    import torch
+
+    from sas_core.demo.heldout import truncation_audit
+    from sas_core.demo.sft import supervised_warmup
+    from sas_core.demo.tiny import build_model, build_tokenizer
+
+    path = out_dir / "bases" / f"seed{seed}.json"
+    if path.exists():
+        return json.loads(path.read_text())
     started = time.time()
-    cfg.rl.seed = cfg.seed
+    torch.manual_seed(seed)
     tokenizer = build_tokenizer()
-    model = build_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, seed=cfg.seed)
-    tick = progress or (lambda task, advance=1: None)
+    model = build_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
     supervised_warmup(
         model,
         tokenizer,
         steps=cfg.sft_steps,
         batch_size=cfg.sft_batch,
-        doubt=cfg.doubt,
+        lr=cfg.sft_lr,
         terms=(cfg.rl.min_terms, cfg.rl.max_terms),
-        seed=cfg.seed,
-        on_step=lambda step, loss: tick("sft"),
+        seed=seed,
+        on_step=(lambda step, loss: tick(step + 1, {"loss": loss})) if tick else None,
     )
-    rng = random.Random(10_000 + cfg.seed)
-    eval_set = [
-        sample_problem(rng, cfg.rl.min_terms, cfg.rl.max_terms) for _ in range(cfg.eval_problems)
-    ]
-    limit = cfg.rl.max_completion_length
     audit = truncation_audit(
-        model, tokenizer, eval_set, long_budget=cfg.long_budget, short_budget=limit, seed=cfg.seed
+        model,
+        tokenizer,
+        _eval_problems(cfg, seed),
+        limit=cfg.rl.limit,
+        samples=cfg.audit_samples,
+        seed=seed,
     )
-    base = {
-        "long": evaluate(model, tokenizer, eval_set, cfg.long_budget),
-        "short": evaluate(model, tokenizer, eval_set, limit),
-    }
-    curves = {}
-    for run, (method, options) in RUNS.items():
-        curves[run] = post_train(
-            method,
-            model,
-            tokenizer,
-            eval_set,
-            cfg.rl,
-            on_step=lambda step, r=run: tick(r),
-            sas_options=options,
-        )
-    result = {
-        "summary": {run: summarize(curve) for run, curve in curves.items()},
-        "config": asdict(cfg),
-        "truncation_audit": audit,
-        "base_model": base,
-        "curves": curves,
-        "final": {m: curves[m][-1] for m in curves},
-        "seconds": time.time() - started,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "demo.json").write_text(json.dumps(result, indent=2))
-    plot(result, out_dir / "demo.png")
+    audit["seconds"] = time.time() - started
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path.with_suffix(".pt"))
+    path.write_text(json.dumps(audit, indent=2))
+    return audit
+
+
+def run_arm(cfg: DemoConfig, seed: int, arm: str, out_dir: Path, tick=None) -> dict:
+    """One arm of one seed from the saved warm-up; saved to runs/."""
+    import torch
+
+    from sas_core.demo.rl import post_train
+    from sas_core.demo.tiny import build_model, build_tokenizer
+
+    path = out_dir / "runs" / f"seed{seed}-{arm}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    started = time.time()
+    tokenizer = build_tokenizer()
+    model = build_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
+    model.load_state_dict(torch.load(out_dir / "bases" / f"seed{seed}.pt"))
+    model.eval()
+    result = post_train(
+        arm, model, tokenizer, _eval_problems(cfg, seed), _rl_config(cfg, seed), tick
+    )
+    result.update(seed=seed, arm=arm, seconds=time.time() - started)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2))
     return result
 
 
-def summarize(curve: list[dict[str, float]]) -> dict[str, float]:
-    """Final accuracy and length, and the accuracy's mean, spread and minimum over the
-    second half of training (its stability)."""
-    last = curve[-1]["step"]
-    late = [r["accuracy"] for r in curve if r["step"] >= last / 2]
-    mean = sum(late) / len(late)
+# Worker processes: one per core, one torch thread each, reporting progress on a queue.
+_QUEUE = None
+
+
+def _init_worker(queue, threads: int) -> None:
+    _quiet_third_party()
+    import torch
+
+    global _QUEUE
+    _QUEUE = queue
+    torch.set_num_threads(threads)
+
+
+def _unit(args: tuple) -> tuple[str, int, str]:
+    kind, cfg, seed, arm, out_dir = args
+    task = f"seed {seed} {arm}" if kind == "arm" else f"seed {seed} warm-up"
+
+    def tick(step: int, row: dict | None) -> None:
+        _QUEUE.put((task, step, row))
+
+    if kind == "warm":
+        warm_up(cfg, seed, out_dir, tick)
+    else:
+        run_arm(cfg, seed, arm, out_dir, tick)
+    _QUEUE.put((task, None, None))
+    return kind, seed, arm
+
+
+def _quiet_third_party() -> None:
+    """The demo reports its own progress; third-party warnings (deprecations, optional
+    kernels, accelerator detection) would drown it. Called before torch is imported."""
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")  # the demo runs on CPU by design
+    for name in ("transformers", "trl", "datasets", "accelerate", "bitsandbytes", "DeepSpeed"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def run_demo(
+    cfg: DemoConfig,
+    out_dir: Path,
+    progress: Callable[[str, int | None, dict | None], None] | None = None,
+) -> dict:
+    """Runs every missing unit, then writes ``demo.json`` and the figures.
+
+    ``progress(task, step, row)`` reports work: ``step`` None when a task ends.
+    """
+    _quiet_third_party()
+    import torch
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tick = progress or (lambda task, step, row: None)
+    started = time.time()
+    warm = [("warm", cfg, s, None, out_dir) for s in cfg.seeds]
+    arms = [("arm", cfg, s, a, out_dir) for s, a in cfg.units()]
+    if cfg.jobs <= 1:
+        for unit in warm + arms:
+            _run_inline(unit, tick)
+    else:
+        # Warm-ups first (their models feed every arm), spread over the cores; a single
+        # warm-up gets them all as torch threads.
+        threads = max(1, cfg.jobs // len(warm)) if len(warm) < cfg.jobs else 1
+        _pool_run(warm, min(cfg.jobs, len(warm)), threads, tick)
+        _pool_run(arms, cfg.jobs, 1, tick)
+    torch.set_num_threads(torch.get_num_threads())
+    return report(cfg, out_dir, time.time() - started)
+
+
+def _run_inline(unit: tuple, tick) -> None:
+    kind, cfg, seed, arm, out_dir = unit
+    task = f"seed {seed} {arm}" if kind == "arm" else f"seed {seed} warm-up"
+    fn = warm_up if kind == "warm" else (lambda c, s, o, t: run_arm(c, s, arm, o, t))
+    fn(cfg, seed, out_dir, lambda step, row: tick(task, step, row))
+    tick(task, None, None)
+
+
+def _pool_run(units: list, jobs: int, threads: int, tick) -> None:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Manager().Queue()
+    with ctx.Pool(jobs, initializer=_init_worker, initargs=(queue, threads)) as pool:
+        pending = pool.map_async(_unit, units, chunksize=1)
+        while not (pending.ready() and queue.empty()):
+            try:
+                task, step, row = queue.get(timeout=0.5)
+            except Exception:
+                continue
+            tick(task, step, row)
+        pending.get()  # re-raises a worker's exception
+
+
+def environment(threads: int) -> dict:
+    """Versions and machine facts, so any figure can be traced to what produced it."""
+    from sas_core.environment import cpu_model, package_version
+
     return {
-        "final_accuracy": curve[-1]["accuracy"],
-        "final_length": curve[-1]["length"],
-        "late_accuracy_mean": mean,
-        "late_accuracy_std": (sum((a - mean) ** 2 for a in late) / len(late)) ** 0.5,
-        "late_accuracy_min": min(late),
+        **{
+            name.replace("-", "_"): package_version(name)
+            for name in ("sas-core", "torch", "trl", "transformers", "numpy")
+        },
+        "python": platform.python_version(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads_per_process": threads,
+        "platform": platform.platform(),
     }
 
 
-def plot(result: dict, path: Path) -> None:
-    import matplotlib
+def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
+    """``demo.json`` and the figures from every unit on disk for this configuration."""
+    from sas_core.demo import plots
+    from sas_core.demo.verdict import gates, summarize, verdict
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    audits = {}
+    for seed in cfg.seeds:
+        path = out_dir / "bases" / f"seed{seed}.json"
+        if path.exists():
+            audits[seed] = json.loads(path.read_text())
+    curves: dict[str, dict[int, list]] = {}
+    diags: dict[str, dict[int, dict]] = {}
+    for seed, arm in cfg.units():
+        path = out_dir / "runs" / f"seed{seed}-{arm}.json"
+        if path.exists():
+            unit = json.loads(path.read_text())
+            curves.setdefault(arm, {})[seed] = unit["curve"]
+            diags.setdefault(arm, {})[seed] = unit["diagnostics"]
+    runs = {arm: {s: summarize(c) for s, c in by_seed.items()} for arm, by_seed in curves.items()}
+    gate_results = gates(audits, runs, diags)
+    from sas_core.demo.verdict import paired_metric
 
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    panels = [
-        ("accuracy", "accuracy under the limit (greedy)"),
-        ("length", "mean completion length (tokens)"),
-        ("entropy", "policy entropy (train batch)"),
-    ]
-    colors = {"grpo": "tab:red", "sas": "tab:blue", "sas-failed": "tab:green"}
-    for ax, (key, title) in zip(axes, panels):
-        for method, curve in result["curves"].items():
-            xs = [r["step"] for r in curve if r[key] == r[key]]  # skip NaN
-            ys = [r[key] for r in curve if r[key] == r[key]]
-            ax.plot(xs, ys, marker="o", ms=3, label=method.upper(), color=colors[method])
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("RL step")
-        ax.grid(alpha=0.3)
-    axes[0].axhline(
-        result["base_model"]["long"]["accuracy"], ls="--", c="gray", lw=1, label="base, long budget"
-    )
-    axes[0].legend(fontsize=8)
-    cfg = result["config"]
-    lost = 100 * result["truncation_audit"]["correct_long_failing_when_cut"]
-    fig.suptitle(
-        f"GRPO vs SAS, completion limit {cfg['rl']['max_completion_length']} tokens, "
-        f"seed {cfg['seed']}; {lost:.0f}% of correct long traces fail once cut",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    comparisons = {
+        f"{a} - {b}": paired_metric(runs, a, b)
+        for a, b in [("sas", "grpo")]
+        + [(arm, "grpo") for arm in curves if arm not in ("sas", "grpo")]
+        + [("sas", arm) for arm in curves if arm not in ("sas", "grpo")]
+    }
+    result = {
+        "gates": gate_results,
+        "verdict": verdict(gate_results, runs),
+        "comparisons": comparisons,
+        "environment": environment(1 if cfg.jobs > 1 else _threads()),
+        "config": asdict(cfg),
+        "arms": {a: ARMS[a].about for a in curves},
+        "base_audits": {str(s): a for s, a in audits.items()},
+        "summary": {a: {str(s): v for s, v in by_seed.items()} for a, by_seed in runs.items()},
+        "diagnostics": {a: {str(s): v for s, v in d.items()} for a, d in diags.items()},
+        "curves": {a: {str(s): c for s, c in by_seed.items()} for a, by_seed in curves.items()},
+        "seconds": seconds,
+    }
+    (out_dir / "demo.json").write_text(json.dumps(result, indent=2))
+    plots.curves(result, out_dir / "demo.png")
+    plots.diagnostics(result, out_dir / "diagnostics.png")
+    return result
+
+
+def _threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

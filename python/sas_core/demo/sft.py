@@ -1,4 +1,4 @@
-"""Supervised warm-up on verbose worked solutions (plain torch)."""
+"""Supervised warm-up on worked solutions of mixed style (plain torch)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ from collections.abc import Callable
 
 import torch
 
-from sas_core.demo.task import sample_problem, solution
+from sas_core.demo.task import MAX_TERMS, MIN_TERMS, sample_problem, solution
 
 
-def sft_batch(
-    tokenizer, rng: random.Random, size: int, doubt: float, terms: tuple[int, int] = (3, 4)
-):
+def sft_batch(tokenizer, rng: random.Random, size: int, terms: tuple[int, int], **style: float):
     """Prompt + solution + eos, with the loss on the solution tokens only."""
     rows, masks = [], []
     for _ in range(size):
         p = sample_problem(rng, *terms)
         prompt = tokenizer(p.prompt, add_special_tokens=False)["input_ids"]
-        sol = tokenizer(solution(p, rng, doubt), add_special_tokens=False)["input_ids"]
+        sol = tokenizer(solution(p, rng, **style), add_special_tokens=False)["input_ids"]
         rows.append(prompt + sol + [tokenizer.eos_token_id])
         masks.append([0] * len(prompt) + [1] * (len(sol) + 1))
     width = max(map(len, rows))
@@ -39,8 +37,8 @@ def supervised_warmup(
     steps: int,
     batch_size: int = 64,
     lr: float = 3e-3,
-    doubt: float = 0.6,
-    terms: tuple[int, int] = (3, 4),
+    terms: tuple[int, int] = (MIN_TERMS, MAX_TERMS),
+    style: dict[str, float] | None = None,
     seed: int = 0,
     on_step: Callable[[int, float], None] | None = None,
 ) -> float:
@@ -52,7 +50,7 @@ def supervised_warmup(
     model.train()
     loss_value = float("nan")
     for step in range(steps):
-        ids, attn, loss_mask = sft_batch(tokenizer, rng, batch_size, doubt, terms)
+        ids, attn, loss_mask = sft_batch(tokenizer, rng, batch_size, terms, **(style or {}))
         logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
         target = ids[:, 1:]
         nll = torch.nn.functional.cross_entropy(

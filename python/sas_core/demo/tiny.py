@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-ALPHABET = "0123456789+=\\{}abdeinostwx,? \n"
+ALPHABET = "0123456789+=\\{}abdeinostwx,? \nABCDEFGHIJKL"
 SPECIAL = ["<pad>", "<eos>"]
 
 
@@ -34,7 +34,7 @@ def build_model(tokenizer, *, hidden: int = 128, layers: int = 2, seed: int = 0)
         num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
-        max_position_embeddings=256,
+        max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.eos_token_id,

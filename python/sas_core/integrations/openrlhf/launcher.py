@@ -13,7 +13,10 @@ two hooks are in place in this (driver) process only:
 
 The old flag ``--advantage_estimator X`` is accepted as ``--algo.advantage.estimator X``.
 With ``SAS_OPENRLHF_DRY_RUN=1`` it prints the parsed arguments as JSON (dotted names)
-and exits instead of training: a check of a launch script on a machine without GPUs.
+and the command line OpenRLHF gets, and exits instead of training: a check of a launch
+script on a machine without GPUs. ``--help`` and the dry run work without vLLM and
+flash-attn's CUDA build (placeholders from ``gpu_stack`` stand in while parsing); a real
+run without them stops at start with one line saying what to install.
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ import dataclasses
 import json
 import os
 import runpy
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
+from sas_core.integrations.openrlhf import gpu_stack
 from sas_core.integrations.openrlhf.compat import UnsupportedOpenRLHF, check_openrlhf_version
 from sas_core.integrations.openrlhf.options import PREFIX, SASOptions, add_sas_arguments
 
@@ -133,15 +138,25 @@ def _hooks(stop_after_parse: bool) -> Iterator[None]:
         restore()
 
 
+def _wants_help(argv: Sequence[str]) -> bool:
+    return any(a in ("-h", "--help") for a in argv)
+
+
 def _run_cli(argv: Sequence[str], *, stop_after_parse: bool, prog: str) -> Any:
     try:
         check_openrlhf_version()
     except UnsupportedOpenRLHF as e:
         raise SystemExit(f"{prog}: error: {e}") from None
+    parse_only = stop_after_parse or _wants_help(argv)
+    absent = gpu_stack.missing()
+    if absent and not parse_only:
+        raise SystemExit(f"{prog}: error: {gpu_stack.missing_message(absent)}")
     saved = sys.argv
     sys.argv = [prog, *translate_legacy(argv)]
     try:
-        with _hooks(stop_after_parse):
+        # Parsing alone never calls vLLM or flash-attn: placeholders may stand in.
+        stand_ins = gpu_stack.stand_ins() if parse_only else contextlib.nullcontext()
+        with stand_ins, _hooks(stop_after_parse):
             runpy.run_module(CLI_MODULE, run_name="__main__", alter_sys=False)
     except _Parsed as parsed:
         return parsed.parsed
@@ -175,6 +190,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     prog = "sas-openrlhf-train"
     if os.environ.get("SAS_OPENRLHF_DRY_RUN") == "1":
         args = parse_args(argv, prog=prog)
+        command = [prog, *translate_legacy(argv)]
+        print(f"# OpenRLHF's {CLI_MODULE} (with sas registered) would run as:")
+        print(f"# {shlex.join(command)}")
         json.dump(flatten(args), sys.stdout, indent=1, sort_keys=True, default=str)
         sys.stdout.write("\n")
         return

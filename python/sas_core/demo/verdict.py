@@ -1,0 +1,168 @@
+"""Summaries, validity gates, paired statistics over seeds, and the pre-registered verdict.
+
+Everything here was fixed (and written in the README) before the multi-seed run:
+
+- Primary metric: the second-half mean of sampled Pass@1 at 2L (evaluations at steps
+  >= half the budget), per run.
+- Gates, checked before any comparison: G1 step-confidence AUC (necessary vs redundant
+  steps) of the warmed-up policy >= 0.8 (mean over seeds); G2 truncated-but-sound
+  rollouts >= 10% of the failed rollouts in mixed groups (the ones GRPO pushes down) in
+  the second half of GRPO training (pooled over seeds); G3 GRPO trained at L is worse
+  (mean paired difference of the primary metric, GRPO-2L minus GRPO, > 0) or less stable
+  (higher mean late spread) at 2L than GRPO trained at 2L.
+- "reproduces": every gate passes, the 95% CI of SAS minus GRPO (paired over >= 10
+  seeds) lies above 0, SAS's late spread is not higher than GRPO's, its late length is
+  within +10% of GRPO's, and SAS is above the only-correct, random and token ablations
+  (mean paired difference > 0).
+- "refutes": every gate passes and the CI lies below 0, or straddles 0 with an upper
+  bound below +0.02 (an effect the size of the paper's +2.2 points is excluded).
+- Otherwise "inconclusive" (a failed gate always gives "inconclusive").
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import mean, stdev
+
+G1_AUC = 0.8
+G2_SHARE = 0.10
+REFUTE_UPPER = 0.02
+LENGTH_TOLERANCE = 1.10
+MIN_PRIMARY_SEEDS = 10
+ABLATIONS_ABOVE = ("sas-correct", "sas-random", "sas-token")
+
+# Two-sided 95% quantiles of Student's t, df 1..30 (beyond: 1.96 is within 2%).
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]  # fmt: skip
+
+
+def t975(df: int) -> float:
+    return _T975[df - 1] if df <= len(_T975) else 1.96
+
+
+def summarize(curve: list[dict]) -> dict:
+    """Per-run figures; "late" = evaluations at steps >= half the budget."""
+    last = curve[-1]["step"]
+    late = [r for r in curve if r["step"] >= last / 2 and r["step"] > 0]
+    p = [r["pass1_2L"] for r in late]
+    m = mean(p)
+    return {
+        "late_pass1_mean": m,
+        "late_pass1_std": math.sqrt(sum((x - m) ** 2 for x in p) / len(p)),
+        "late_pass1_min": min(p),
+        "final_pass1": curve[-1]["pass1_2L"],
+        "late_acc_L_mean": mean(r["acc_L"] for r in late),
+        "late_length_mean": mean(r["length"] for r in late),
+        "final_length": curve[-1]["length"],
+        "late_entropy_mean": _mean_or_none([r.get("entropy") for r in late]),
+        "late_clip_ratio_mean": _mean_or_none([r.get("clip_ratio") for r in late]),
+    }
+
+
+def _mean_or_none(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return mean(values) if values else None
+
+
+def paired(diffs: list[float]) -> dict:
+    """Mean of paired differences with a 95% t-interval over seeds."""
+    n = len(diffs)
+    m = mean(diffs) if diffs else float("nan")
+    if n < 2:
+        return {"n": n, "mean": m, "ci95": [None, None], "positive": sum(d > 0 for d in diffs)}
+    half = t975(n - 1) * stdev(diffs) / math.sqrt(n)
+    return {
+        "n": n,
+        "mean": m,
+        "ci95": [m - half, m + half],
+        "positive": sum(d > 0 for d in diffs),
+    }
+
+
+def paired_metric(runs: dict, a: str, b: str, key: str = "late_pass1_mean") -> dict:
+    """``a`` minus ``b`` over the seeds where both ran; ``runs[arm][seed]`` = summary."""
+    seeds = sorted(set(runs.get(a, {})) & set(runs.get(b, {})))
+    out = paired([runs[a][s][key] - runs[b][s][key] for s in seeds])
+    out["seeds"] = seeds
+    return out
+
+
+def _gate(value: float | None, threshold: float, passed: bool | None) -> dict:
+    return {"value": value, "threshold": threshold, "passed": passed}
+
+
+def gates(base_audits: dict, runs: dict, diagnostics: dict) -> dict:
+    """G1-G3 from what the seeds produced; a gate whose arm is missing is None."""
+    aucs = [
+        a["confidence_auc"]
+        for a in base_audits.values()
+        if a["confidence_auc"] == a["confidence_auc"]
+    ]
+    g1 = mean(aucs) if aucs else None
+    failed = sound = 0
+    for d in diagnostics.get("grpo", {}).values():
+        failed += d["late"]["failed_in_mixed_groups"]
+        share = d["late"]["truncated_sound_share_of_failed_in_mixed_groups"] or 0.0
+        sound += share * d["late"]["failed_in_mixed_groups"]
+    g2 = sound / failed if failed else None
+    if runs.get("grpo-2L") and runs.get("grpo"):
+        diff = paired_metric(runs, "grpo-2L", "grpo")
+        seeds = diff["seeds"]
+        std_l = mean(runs["grpo"][s]["late_pass1_std"] for s in seeds)
+        std_2l = mean(runs["grpo-2L"][s]["late_pass1_std"] for s in seeds)
+        g3 = _gate(diff["mean"], 0.0, diff["mean"] > 0 or std_l > std_2l)
+        g3["late_std_grpo"], g3["late_std_grpo_2L"], g3["seeds"] = std_l, std_2l, len(seeds)
+    else:
+        g3 = _gate(None, 0.0, None)
+        g3["note"] = "needs the grpo-2L arm (sas-core demo --full)"
+    return {
+        "G1": _gate(g1, G1_AUC, None if g1 is None else g1 >= G1_AUC),
+        "G2": _gate(g2, G2_SHARE, None if g2 is None else g2 >= G2_SHARE),
+        "G3": g3,
+    }
+
+
+def verdict(gate_results: dict, runs: dict) -> dict:
+    """The pre-registered reading (see the module doc)."""
+    primary = paired_metric(runs, "sas", "grpo")
+    out = {"primary": primary, "criteria": {}}
+    if primary["n"] < MIN_PRIMARY_SEEDS:
+        out["reading"] = (
+            f"not judged: {primary['n']} paired seeds, the verdict needs {MIN_PRIMARY_SEEDS}"
+        )
+        return out
+    gates_ok = all(g["passed"] for g in gate_results.values())
+    lo, hi = primary["ci95"]
+    seeds = primary["seeds"]
+    std_sas = mean(runs["sas"][s]["late_pass1_std"] for s in seeds)
+    std_grpo = mean(runs["grpo"][s]["late_pass1_std"] for s in seeds)
+    len_sas = mean(runs["sas"][s]["late_length_mean"] for s in seeds)
+    len_grpo = mean(runs["grpo"][s]["late_length_mean"] for s in seeds)
+    above = {
+        abl: paired_metric(runs, "sas", abl)["mean"] > 0 if runs.get(abl) else None
+        for abl in ABLATIONS_ABOVE
+    }
+    crit = {
+        "gates_pass": gates_ok,
+        "ci_above_0": lo > 0,
+        "spread_not_higher": std_sas <= std_grpo,
+        "length_within_10pct": len_sas <= LENGTH_TOLERANCE * len_grpo,
+        "above_ablations": above,
+        "ci_below_0": hi < 0,
+        "ci_upper_below_refute_bound": hi < REFUTE_UPPER,
+    }
+    out["criteria"] = crit
+    if (
+        gates_ok
+        and lo > 0
+        and crit["spread_not_higher"]
+        and crit["length_within_10pct"]
+        and all(v is True for v in above.values())
+    ):
+        out["reading"] = "reproduces"
+    elif gates_ok and (hi < 0 or (lo <= 0 <= hi and hi < REFUTE_UPPER)):
+        out["reading"] = "refutes"
+    else:
+        out["reading"] = "inconclusive"
+    return out
