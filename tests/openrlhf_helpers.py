@@ -54,7 +54,7 @@ def save_pretrained(path: Path, extra_rows: int = 8) -> Path:
 
 def _response_ids(tok: Any, rng: random.Random, vocab_rows: int) -> list[int]:
     """A worked solution (blank-line steps), sometimes cut, sometimes with random ids."""
-    text = solution(sample_problem(rng), rng, doubt=rng.choice([0.0, 0.5, 1.0]))
+    text = solution(sample_problem(rng), rng, hesitation=rng.choice([0.0, 0.5, 1.0]))
     ids = tok(text, add_special_tokens=False)["input_ids"]
     if rng.random() < 0.3:
         ids = ids[: rng.randint(0, len(ids))]  # truncated, possibly empty

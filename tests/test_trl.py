@@ -42,7 +42,7 @@ def warm_state():
     a mix of right and wrong answers."""
     tok = build_tokenizer()
     model = build_model(tok, hidden=48, layers=2, seed=0)
-    supervised_warmup(model, tok, steps=150, batch_size=32, lr=3e-3, seed=0)
+    supervised_warmup(model, tok, steps=150, batch_size=32, lr=3e-3, seed=0, terms=(3, 4))
     return model.state_dict()
 
 
@@ -53,7 +53,7 @@ def _trainer(tmp_path, warm_state, **sas):
     model = build_model(tok, hidden=48, layers=2, seed=0)
     model.load_state_dict(warm_state)
     rng = random.Random(0)
-    problems = [sample_problem(rng) for _ in range(8)]
+    problems = [sample_problem(rng, 3, 4) for _ in range(8)]
     data = Dataset.from_dict(
         {"prompt": [p.prompt for p in problems], "answer": [p.answer for p in problems]}
     )

@@ -44,12 +44,12 @@ DEFAULT_ARMS = ("grpo", "sas")
 
 @dataclass
 class RLConfig:
-    steps: int = 80  # optimisation steps
-    limit: int = 56  # the training window L (tokens)
+    steps: int = 200  # optimisation steps
+    limit: int = 64  # the training window L (tokens)
     num_generations: int = 8
     prompts_per_step: int = 4
     num_iterations: int = 2
-    learning_rate: float = 5e-5
+    learning_rate: float = 1e-4
     temperature: float = 1.0
     eval_every: int = 10
     eval_samples: int = 4

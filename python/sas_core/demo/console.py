@@ -14,7 +14,8 @@ from sas_core.demo.run import DemoConfig, run_demo
 
 def add_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--seed", type=int, default=0, help="the seed of a single run")
-    demo.add_argument("--seeds", help="several seeds, e.g. 0-9 or 0,3,5 (multi-seed run)")
+    demo.add_argument("--seeds", help="several RL seeds, e.g. 0-9 or 0,3,5 (multi-seed run)")
+    demo.add_argument("--base-seed", type=int, default=0, help="the warm-up's seed")
     demo.add_argument(
         "--full", action="store_true", help=f"every arm: {', '.join(ARMS)} (default: grpo, sas)"
     )
@@ -53,6 +54,7 @@ def config_from(args: argparse.Namespace) -> DemoConfig:
     seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
     cfg = DemoConfig.quick(seeds[0]) if args.quick else DemoConfig()
     cfg.seeds = seeds
+    cfg.base_seed = args.base_seed if not args.quick else seeds[0]
     cfg.arms = args.arms or (list(ARMS) if args.full else list(DEFAULT_ARMS))
     cfg.ablation_seeds = args.ablation_seeds
     if args.jobs is not None:

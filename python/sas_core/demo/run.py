@@ -1,9 +1,12 @@
-"""The demo's driver: warm-up per seed, the arms (one process per core), the report.
+"""The demo's driver: the warm-up, the arms (one process per core), the report.
 
-Work is split into units written to files as they finish, so a long multi-seed run can
-be resumed and read while it goes: ``bases/seed{N}.pt`` + ``bases/seed{N}.json`` (the
-warmed-up model and its audit), ``runs/seed{N}-{arm}.json`` (one arm's curve and
-diagnostics). ``demo.json`` is rebuilt from whatever units exist.
+One warmed-up model (``base_seed``) is the starting point of every run, as one released
+checkpoint (DeepScaleR-1.5B-Preview) is in the paper; the RL seeds vary sampling, the
+prompts and the held-out set. Work is split into units written to files as they
+finish, so a long multi-seed run can be resumed and read while it goes:
+``bases/seed{N}.pt`` + ``bases/seed{N}.json`` (the warmed-up model and its audit),
+``runs/seed{N}-{arm}.json`` (one arm's curve and diagnostics). ``demo.json`` is rebuilt
+from whatever units exist.
 """
 
 from __future__ import annotations
@@ -24,13 +27,14 @@ from sas_core.demo.task import stratified_problems
 
 @dataclass
 class DemoConfig:
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0])  # RL seeds
+    base_seed: int = 0  # the warm-up's seed: one base model for every run
     arms: list[str] = field(default_factory=lambda: list(DEFAULT_ARMS))
     ablation_seeds: int = 5  # arms beyond the default run on the first this many seeds
     jobs: int = 2
     hidden: int = 128
     layers: int = 2
-    sft_steps: int = 400
+    sft_steps: int = 800
     sft_batch: int = 64
     sft_lr: float = 3e-3
     eval_per_length: int = 6  # held-out problems per chain length
@@ -42,6 +46,7 @@ class DemoConfig:
         """Minutes become seconds: for the test suite."""
         return cls(
             seeds=[seed],
+            base_seed=seed,
             jobs=1,
             hidden=32,
             layers=1,
@@ -76,7 +81,8 @@ def _rl_config(cfg: DemoConfig, seed: int) -> RLConfig:
 
 
 def warm_up(cfg: DemoConfig, seed: int, out_dir: Path, tick=None) -> dict:
-    """SFT of a fresh model for ``seed``, then the truncation audit; saved to bases/."""
+    """SFT of a fresh model from ``seed``, then the truncation audit on the held-out set
+    of RL seed ``seed``; saved to bases/."""
     import torch
 
     from sas_core.demo.heldout import truncation_audit
@@ -128,7 +134,7 @@ def run_arm(cfg: DemoConfig, seed: int, arm: str, out_dir: Path, tick=None) -> d
     started = time.time()
     tokenizer = build_tokenizer()
     model = build_model(tokenizer, hidden=cfg.hidden, layers=cfg.layers, seed=seed)
-    model.load_state_dict(torch.load(out_dir / "bases" / f"seed{seed}.pt"))
+    model.load_state_dict(torch.load(out_dir / "bases" / f"seed{cfg.base_seed}.pt"))
     model.eval()
     result = post_train(
         arm, model, tokenizer, _eval_problems(cfg, seed), _rl_config(cfg, seed), tick
@@ -192,10 +198,10 @@ def run_demo(
     _quiet_third_party()
     import torch
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _claim(out_dir, cfg)
     tick = progress or (lambda task, step, row: None)
     started = time.time()
-    warm = [("warm", cfg, s, None, out_dir) for s in cfg.seeds]
+    warm = [("warm", cfg, cfg.base_seed, None, out_dir)]
     arms = [("arm", cfg, s, a, out_dir) for s, a in cfg.units()]
     if cfg.jobs <= 1:
         for unit in warm + arms:
@@ -208,6 +214,24 @@ def run_demo(
         _pool_run(arms, cfg.jobs, 1, tick)
     torch.set_num_threads(torch.get_num_threads())
     return report(cfg, out_dir, time.time() - started)
+
+
+def _design(cfg: DemoConfig) -> dict:
+    """What the saved units depend on (not which seeds or arms, nor how many jobs)."""
+    return {k: v for k, v in asdict(cfg).items() if k not in ("seeds", "arms", "jobs")}
+
+
+def _claim(out_dir: Path, cfg: DemoConfig) -> None:
+    """Units on disk are reused only by a run of the same design."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "design.json"
+    design = _design(cfg)
+    if path.exists() and json.loads(path.read_text()) != design:
+        raise SystemExit(
+            f"--out {out_dir}: holds units of another configuration (design.json); "
+            "choose another folder"
+        )
+    path.write_text(json.dumps(design, indent=2))
 
 
 def _run_inline(unit: tuple, tick) -> None:
@@ -255,10 +279,9 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     from sas_core.demo.verdict import gates, summarize, verdict
 
     audits = {}
-    for seed in cfg.seeds:
-        path = out_dir / "bases" / f"seed{seed}.json"
-        if path.exists():
-            audits[seed] = json.loads(path.read_text())
+    path = out_dir / "bases" / f"seed{cfg.base_seed}.json"
+    if path.exists():
+        audits[cfg.base_seed] = json.loads(path.read_text())
     curves: dict[str, dict[int, list]] = {}
     diags: dict[str, dict[int, dict]] = {}
     for seed, arm in cfg.units():

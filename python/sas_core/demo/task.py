@@ -35,7 +35,7 @@ HESITATION = re.compile(r"^wait, \d+\?$")
 ANSWER = re.compile(r"^\\boxed\{(\d+)\}$")
 
 MIN_TERMS, MAX_TERMS = 3, 10
-SHORTCUT_ERROR = 0.25  # share of wrong merged steps in the warm-up data
+SHORTCUT_ERROR = 0.1  # share of wrong merged steps in the warm-up data
 
 
 class Role(str, Enum):
