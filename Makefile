@@ -1,11 +1,13 @@
-# sas-core developer targets. Everything runs in one virtual environment at a fixed
-# path outside the repo (torch from PyPI is a multi-GB CUDA build: install it once per
-# machine, reuse it from every clone). Override with `make VENV=...`.
+# sas-core developer targets. Two virtual environments at fixed paths outside the repo
+# (torch from PyPI is a multi-GB CUDA build: install it once per machine, reuse it from
+# every clone): VENV has everything the tests need, DEMO_VENV only what the demo needs.
+# Override with `make VENV=... DEMO_VENV=...`.
 VENV ?= /opt/sas-venv
+DEMO_VENV ?= /opt/sas-demo-venv
 PY := $(VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev flash-attn-cpu browser lint test test-rust test-python bench demo clean
+.PHONY: dev flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -43,8 +45,18 @@ test-rust:
 test-python: dev browser
 	SAS_REQUIRE_OPENRLHF=1 $(PY) -m pytest tests benchmarks -q --benchmark-disable
 
+## wheel: the abi3 wheel (one for every CPython >= 3.10) and the sdist, into dist/
+wheel: dev
+	rm -rf dist
+	$(VENV)/bin/maturin build --release --out dist -q
+	$(VENV)/bin/maturin sdist --out dist
+
+## release-check: the wheel and sdist installed as a user would, on every CPython present
+release-check: wheel
+	TWINE=$(VENV)/bin/twine scripts/release_check.sh
+
 ## test: everything CI runs
-test: lint test-rust test-python
+test: lint test-rust test-python release-check
 
 ## bench: the benchmark suite, for real, JSON into .benchmarks/
 bench: dev
@@ -52,9 +64,14 @@ bench: dev
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=.benchmarks/latest.json
 	$(PY) benchmarks/report.py .benchmarks/latest.json
 
-## demo: the main job (CPU, no downloads)
-demo: dev
-	$(VENV)/bin/sas-core demo
+## demo: the main job (CPU, no downloads), in its own light environment (the demo extra)
+demo: demo-env
+	$(DEMO_VENV)/bin/sas-core demo
+
+demo-env:
+	@test -x $(DEMO_VENV)/bin/python || python3 -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEMO_VENV)/bin/python -m pip install -q ".[demo]"
 
 clean:
 	cargo clean

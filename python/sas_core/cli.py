@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import sas_core
+from sas_core.progress import progress
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -64,8 +65,6 @@ def _tokenizer_codec(name: str):
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from rich.progress import Progress
-
     from sas_core.audit import audit_truncation, load_rollouts
     from sas_core.math_reward import MathVerifier
 
@@ -73,15 +72,14 @@ def _audit(args: argparse.Namespace) -> int:
     encode, decode = _tokenizer_codec(args.tokenizer)
     verifier = MathVerifier(timeout=args.timeout)
     try:
-        with Progress(disable=args.no_progress) as progress:
-            task = progress.add_task("verifying", total=len(rollouts))
+        with progress("verifying rollouts", len(rollouts), disabled=args.no_progress) as advance:
             report = audit_truncation(
                 rollouts,
                 args.budgets,
                 encode=encode,
                 decode=decode,
                 score=verifier.score,
-                progress=lambda: progress.advance(task),
+                progress=advance,
             )
     finally:
         verifier.close()
@@ -94,7 +92,6 @@ def _audit(args: argparse.Namespace) -> int:
 
 def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import Progress
     from rich.table import Table
 
     from sas_core.evaluate import (
@@ -130,8 +127,8 @@ def _eval(args: argparse.Namespace) -> int:
     verifier = MathVerifier(timeout=args.timeout)
     out = Path(args.out)
     try:
-        with Progress(disable=args.no_progress) as progress:
-            task = progress.add_task("problems", total=sum(map(len, benchmarks)))
+        total = sum(map(len, benchmarks))
+        with progress("problems", total, disabled=args.no_progress) as advance:
             report = evaluate(
                 benchmarks,
                 generate,
@@ -140,7 +137,7 @@ def _eval(args: argparse.Namespace) -> int:
                 out,
                 name=args.name or Path(args.model).name,
                 baseline=baseline,
-                progress=lambda n: progress.advance(task, n),
+                progress=advance,
             )
     finally:
         verifier.close()

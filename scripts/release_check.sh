@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Release check: what `pip install sas-core` gives a user, without the repository.
+#
+# The abi3 wheel in dist/ is installed into a fresh virtual environment of every CPython
+# 3.10-3.13 this machine has (absent ones are skipped, with a message), with nothing but
+# what it pulls (numpy); each runs the README's quick example from a folder outside the
+# repository and checks what it prints. The sdist then builds a wheel (Rust + pip only)
+# that does the same on one version, and `twine check` reads the metadata of both.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIST=${DIST:-$ROOT/dist}
+TWINE=${TWINE:-twine}
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
+wheel=$(ls "$DIST"/sas_core-"$VERSION"-cp310-abi3-*.whl)
+sdist=$DIST/sas_core-$VERSION.tar.gz
+[[ -f "$sdist" ]] || { echo "release check: no sdist $sdist (make wheel)" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+example() {  # $1: a venv; runs the README's first block outside the repository
+  (cd "$work" && "$1/bin/python" -I "$ROOT/scripts/readme_examples.py" "$ROOT/README.md" --first)
+  local extra
+  extra=$("$1/bin/python" -m pip freeze --all | grep -viE '^(numpy|sas[-_]core|pip|setuptools|wheel)[=@ ]' || true)
+  [[ -z "$extra" ]] || { echo "release check: unexpected packages: $extra" >&2; exit 1; }
+}
+
+find_python() {  # $1: a version like 3.12; on PATH, or installed by pyenv but not active
+  local cand
+  for cand in "$(command -v "python$1" || true)" \
+      $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/"$1".*/bin/"python$1" 2>/dev/null | sort -V | tail -1); do
+    if [[ -n "$cand" ]] && "$cand" -c 'import venv' >/dev/null 2>&1; then
+      echo "$cand"
+      return
+    fi
+  done
+}
+
+checked=()
+for v in 3.10 3.11 3.12 3.13; do
+  py=$(find_python "$v")
+  if [[ -z "$py" ]]; then
+    echo "release check: python$v is not on this machine, skipped"
+    continue
+  fi
+  "$py" -m venv "$work/py$v"
+  "$work/py$v/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
+  example "$work/py$v"
+  checked+=("$v")
+done
+[[ ${#checked[@]} -gt 0 ]] || { echo "release check: no CPython 3.10-3.13 found" >&2; exit 1; }
+
+# The sdist on a machine with only Rust and pip: pip builds it (maturin from PyPI).
+"$(find_python "${checked[0]}")" -m venv "$work/sdist"
+"$work/sdist/bin/python" -m pip install -q --disable-pip-version-check "$sdist"
+example "$work/sdist"
+
+"$TWINE" check --strict "$wheel" "$sdist"
+echo "release check: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB) works on CPython ${checked[*]}; the sdist builds a working wheel"
