@@ -35,8 +35,8 @@ browser:
 lint: dev
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -q -- -D warnings
-	$(VENV)/bin/ruff check python tests benchmarks integrations
-	$(VENV)/bin/ruff format --check python tests benchmarks integrations
+	$(VENV)/bin/ruff check python tests benchmarks integrations scripts
+	$(VENV)/bin/ruff format --check python tests benchmarks integrations scripts
 
 test-rust:
 	cargo test -p sas-core

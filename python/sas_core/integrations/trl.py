@@ -21,12 +21,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from trl import GRPOConfig, GRPOTrainer
+from sas_core.requirements import require
 
-from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
-from sas_core.segmenter import StepSegmenter
-from sas_core.torch_api import sas_token_advantages
+for _package in ("torch", "transformers", "trl"):  # before touching TRL's internals
+    require(_package)
+
+import torch  # noqa: E402
+from trl import GRPOConfig, GRPOTrainer  # noqa: E402
+
+from sas_core.reference import GRANULARITIES, MODES, SELECTIONS  # noqa: E402
+from sas_core.segmenter import StepSegmenter  # noqa: E402
+from sas_core.torch_api import sas_token_advantages  # noqa: E402
 
 __all__ = ["SASGRPOConfig", "SASGRPOTrainer"]
 

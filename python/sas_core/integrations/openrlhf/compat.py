@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from sas_core.requirements import MINIMUM
+
 __all__ = ["SUPPORTED", "UnsupportedOpenRLHF", "check_openrlhf_version", "supported_text"]
 
 # Release series (major.minor) whose experience maker and CLI were checked.
-SUPPORTED: tuple[str, ...] = ("0.11",)
+SUPPORTED: tuple[str, ...] = (MINIMUM["openrlhf"][0],)
 
 
 class UnsupportedOpenRLHF(RuntimeError):

@@ -36,6 +36,7 @@ from typing import Any
 from sas_core.integrations.openrlhf import gpu_stack
 from sas_core.integrations.openrlhf.compat import UnsupportedOpenRLHF, check_openrlhf_version
 from sas_core.integrations.openrlhf.options import PREFIX, SASOptions, add_sas_arguments
+from sas_core.requirements import UnsupportedVersion, require
 
 __all__ = ["CLI_MODULE", "main", "parse_args"]
 
@@ -145,7 +146,9 @@ def _wants_help(argv: Sequence[str]) -> bool:
 def _run_cli(argv: Sequence[str], *, stop_after_parse: bool, prog: str) -> Any:
     try:
         check_openrlhf_version()
-    except UnsupportedOpenRLHF as e:
+        require("torch")
+        require("transformers")
+    except (UnsupportedOpenRLHF, UnsupportedVersion) as e:
         raise SystemExit(f"{prog}: error: {e}") from None
     parse_only = stop_after_parse or _wants_help(argv)
     absent = gpu_stack.missing()
