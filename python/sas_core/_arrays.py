@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from sas_core import _core
+
 _INT_KINDS = "iu"
 _MAX_SEED = 2**64 - 1
 
@@ -20,9 +22,16 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.startswith("torch") and hasattr(x, "device")
 
 
+def check_device(x: Any, name: str) -> None:
+    """Tensors without data (``meta``) cannot be read."""
+    if is_torch(x) and x.device.type == "meta":
+        raise TypeError(f"{name}: a 'meta' tensor has no data to read")
+
+
 def to_numpy(x: Any, name: str) -> np.ndarray:
     """A 1-D numpy view of ``x`` (a torch tensor is moved to the CPU first)."""
     if is_torch(x):
+        check_device(x, name)
         x = x.detach()
         if x.dtype.is_floating_point and x.element_size() < 4:
             x = x.float()  # bfloat16/float16 have no zero-copy numpy view
@@ -51,15 +60,30 @@ def int_array(x: Any, name: str, *, allow_int32: bool = True) -> np.ndarray:
 
 
 def float_array(x: Any, name: str) -> np.ndarray:
-    """float32 or float64 array (other float widths are widened to float32)."""
+    """Native float32 or float64 array: float16 is widened to float32; any other layout
+    of 8 bytes or more (big-endian float64, long double) becomes native float64, so a
+    float64 value is never rounded to float32."""
     a = to_numpy(x, name)
-    if a.dtype in (np.float32, np.float64):
+    if a.dtype in (np.float32, np.float64) and a.dtype.isnative:
         return np.ascontiguousarray(a)
     if a.size == 0:
         return np.zeros(0, dtype=np.float32)
     if a.dtype.kind != "f":
         raise TypeError(f"{name}: must hold floats, got dtype {a.dtype}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    wide = np.float64 if a.dtype.itemsize >= 8 else np.float32
+    return np.ascontiguousarray(a, dtype=wide)
+
+
+def real_array(x: Any, name: str) -> np.ndarray:
+    """Finite float64 values (per-rollout advantages): integers are accepted; bool,
+    complex, NaN and inf are not."""
+    a = to_numpy(x, name)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: must hold real numbers, got dtype {a.dtype}")
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name}: must be finite, got {a[~np.isfinite(a)][0]}")
+    return a
 
 
 def bool_array(x: Any, name: str) -> np.ndarray:
@@ -95,14 +119,41 @@ def seed_value(seed: Any) -> int:
     return int(seed)
 
 
+MAX_THREADS: int = _core.MAX_THREADS  # the Rust core's bound (parallel::MAX_THREADS)
+
+
 def threads_value(num_threads: Any) -> int | None:
     if num_threads is None:
         return None
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads: must be a positive integer or None, got {num_threads!r}")
-    if num_threads < 1:
-        raise ValueError(f"num_threads: must be >= 1, got {num_threads}")
+    if not 1 <= num_threads <= MAX_THREADS:
+        raise ValueError(f"num_threads: must be in [1, {MAX_THREADS}], got {num_threads}")
     return int(num_threads)
+
+
+def count_value(value: Any, name: str, low: int = 0) -> int:
+    """A Python or numpy integer in [low, 2**63)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be an integer, got {value!r}")
+    if not low <= int(value) < 2**63:
+        raise ValueError(f"{name}: must be in [{low}, 2**63), got {value}")
+    return int(value)
+
+
+def ids_value(values: Any, name: str) -> list[int]:
+    """A list of token ids: integers (not bools, floats or a string's characters)."""
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name}: must be a list of integer token ids, got {values!r}")
+    return [count_value(v, name) for v in values]
+
+
+def finite_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: must be a real number, got {value!r}")
+    if not np.isfinite(float(value)):
+        raise ValueError(f"{name}: must be finite, got {value}")
+    return float(value)
 
 
 def choice_value(value: Any, name: str, allowed: tuple[str, ...]) -> str:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 __version__: str
+MAX_THREADS: int  # the most threads a call may ask for (256)
 
 class StepTable:
     """Per-vocabulary byte table of one tokenizer.

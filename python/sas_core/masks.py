@@ -145,19 +145,18 @@ def grpo_advantages(rewards: Any, group_size: int, *, eps: float = 1e-6) -> Any:
     r = _arrays.to_numpy(rewards, "rewards")
     if r.dtype.kind not in "fiub":
         raise TypeError(f"rewards: must be numbers, got dtype {r.dtype}")
-    if isinstance(group_size, bool) or not isinstance(group_size, int | np.integer):
-        raise TypeError(f"group_size: must be an integer, got {type(group_size).__name__}")
-    if group_size < 1:
-        raise ValueError(f"group_size: must be >= 2, got {group_size}")
-    adv = _core.grpo_advantages(
-        np.ascontiguousarray(r, dtype=np.float64), int(group_size), float(eps)
-    )
+    group_size = _arrays.count_value(group_size, "group_size", low=1)
+    eps = _arrays.finite_float(eps, "eps")
+    adv = _core.grpo_advantages(np.ascontiguousarray(r, dtype=np.float64), group_size, eps)
     return _back(adv, device)
 
 
 def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.ndarray:
-    """(N,) float32: each rollout's advantage broadcast to its tokens, times ``keep``."""
-    adv = np.asarray(rollout_advantages, dtype=np.float32)
+    """(N,) float32: each rollout's advantage broadcast to its tokens, times ``keep``.
+
+    ``rollout_advantages`` must be finite reals (tensors of any float dtype, with or
+    without grad, are read as values)."""
+    adv = _arrays.real_array(rollout_advantages, "rollout_advantages").astype(np.float32)
     cu = _arrays.cu_seqlens_array(cu_seqlens)
     k = _arrays.bool_array(keep, "keep")
     lengths = np.diff(cu)

@@ -155,8 +155,18 @@ class MathVerifier:
         for _ in range(workers):
             self._idle.put(None)  # started on first use
 
-    def score(self, response: str, label: str) -> float:
-        """1.0 when the last ``\\boxed{}`` of ``response`` equals ``label``, else 0.0."""
+    def score(self, response: str, label: str, *, timeout: float | None = None) -> float:
+        """1.0 when the last ``\\boxed{}`` of ``response`` equals ``label``, else 0.0.
+
+        What is bounded: the comparison itself, by ``timeout`` (default: the
+        verifier's), after which it scores 0 and its worker is replaced. A call may also
+        wait for a free worker (when more threads call than there are ``workers``) and
+        for a new worker's start-up (``startup_timeout``): size ``workers`` to the
+        number of calling threads to keep a call's latency near ``timeout``.
+        """
+        limit = self.timeout if timeout is None else float(timeout)
+        if not limit > 0:
+            raise ValueError(f"timeout: must be > 0, got {timeout}")
         pred = last_boxed(response)
         if pred is None or not pred.strip():
             return 0.0
@@ -164,7 +174,7 @@ class MathVerifier:
         try:
             if worker is None:
                 worker = _Worker(self.startup_timeout)
-            verdict = worker.ask(pred, str(label), self.timeout)
+            verdict = worker.ask(pred, str(label), limit)
             if verdict is None:  # stuck (or died): replace it, the item scores 0
                 worker.kill()
                 worker = None
@@ -193,18 +203,22 @@ _default_lock = threading.Lock()
 
 
 def shared_verifier(timeout: float = 5.0, workers: int = 2) -> MathVerifier:
-    """The process's shared :class:`MathVerifier` (created on first use, replaced when
-    asked for other settings)."""
+    """The process's shared :class:`MathVerifier`: one per process, created on first use.
+    ``timeout`` is per call (:meth:`MathVerifier.score`), so another timeout reuses it;
+    another ``workers`` count replaces it, and the old one's workers are stopped."""
     global _default
     with _default_lock:
-        if _default is None or (_default.timeout, _default.workers) != (timeout, workers):
+        if _default is not None and _default.workers != workers:
+            _default.close()
+            _default = None
+        if _default is None:
             _default = MathVerifier(timeout=timeout, workers=workers)
         return _default
 
 
 def math_verify_score(response: str, label: str, *, timeout: float = 5.0) -> float:
-    """:meth:`MathVerifier.score` on the shared verifier."""
-    return shared_verifier(timeout).score(response, label)
+    """:meth:`MathVerifier.score` on the shared verifier, ``timeout`` seconds per call."""
+    return shared_verifier().score(response, label, timeout=timeout)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,10 @@ def _segment_one(text: str, spans: Sequence[tuple[int, int]], think_end: str | N
 
     steps: list[int] = []
     seen: dict[int, int] = {}
-    for i, (start, end) in enumerate(spans):
-        start, end = int(start), int(end)
+    for i, span in enumerate(spans):
+        if len(span) != 2:
+            raise ValueError(f"offsets: span {i} must be a (start, end) pair, got {span!r}")
+        start, end = int(span[0]), int(span[1])
         if not 0 <= start <= end <= len(text):
             raise ValueError(f"offsets: span {i} ({start}, {end}) is outside the text")
         if cut >= 0 and start >= cut:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.masks import Selection, option_args
+from sas_core.masks import Selection, _back, _torch_device, option_args
 from sas_core.token_bytes import tokenizer_token_bytes
 
 __all__ = ["StepSegmenter"]
@@ -36,12 +36,17 @@ class StepSegmenter:
         vocab_size: int | None = None,
         think_end_ids: Iterable[int] = (),
     ) -> None:
-        if isinstance(token_bytes, bytes | str):
-            raise TypeError("token_bytes: must be a sequence of bytes, one per token id")
+        if isinstance(token_bytes, bytes | str) or not hasattr(token_bytes, "__iter__"):
+            raise TypeError(
+                f"token_bytes: must be a sequence of bytes, one per token id, got "
+                f"{type(token_bytes).__name__}"
+            )
         self.token_bytes: tuple[bytes, ...] = tuple(token_bytes)
-        if vocab_size is not None and (isinstance(vocab_size, bool) or vocab_size < 0):
-            raise ValueError(f"vocab_size: must be a non-negative integer, got {vocab_size}")
-        self.think_end_ids: tuple[int, ...] = tuple(int(i) for i in think_end_ids)
+        if vocab_size is not None:
+            vocab_size = _arrays.count_value(vocab_size, "vocab_size")
+        self.think_end_ids: tuple[int, ...] = tuple(
+            _arrays.ids_value(think_end_ids, "think_end_ids")
+        )
         self._table = _core.StepTable(self.token_bytes, vocab_size, list(self.think_end_ids))
 
     @classmethod
@@ -136,4 +141,5 @@ class StepSegmenter:
             *option_args(ratio, mode, selection, granularity, seed),
             _arrays.threads_value(num_threads),
         )
-        return Selection(keep, n_units, n_selected)
+        device = _torch_device(token_ids, logprobs, cu_seqlens, correct)
+        return Selection(_back(keep, device), _back(n_units, device), _back(n_selected, device))

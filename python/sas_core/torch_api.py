@@ -20,6 +20,7 @@ __all__ = ["TokenSelection", "sas_advantages", "sas_token_advantages", "sas_toke
 def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
     if not _arrays.is_torch(t):
         raise TypeError(f"{name}: must be a torch.Tensor, got {type(t).__name__}")
+    _arrays.check_device(t, name)
     if t.dim() != 2:
         raise ValueError(f"{name}: must have shape (B, A), got {tuple(t.shape)}")
     if shape is not None and tuple(t.shape) != shape:
@@ -72,7 +73,7 @@ def sas_advantages(
         raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
     reward_np = rewards.detach().double().cpu().numpy()
     if correct is None:
-        correct = reward_np > float(correct_threshold)
+        correct = reward_np > _arrays.finite_float(correct_threshold, "correct_threshold")
     rollout_adv = grpo_advantages(reward_np, group_size, eps=eps)
     return sas_token_advantages(
         response_ids,
@@ -117,7 +118,8 @@ def _check_padded(
     _check_2d("action_mask", action_mask, shape)
     if not logprobs.dtype.is_floating_point:
         raise TypeError(f"logprobs: must be a float tensor, got {logprobs.dtype}")
-    if response_ids.dtype.is_floating_point or response_ids.dtype == torch.bool:
+    ids_dtype = response_ids.dtype
+    if ids_dtype.is_floating_point or ids_dtype.is_complex or ids_dtype == torch.bool:
         raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
     return shape
 
@@ -130,34 +132,43 @@ def _padded_core(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
     mask: np.ndarray,
-    rollout_advantages: np.ndarray,
     correct: np.ndarray,
     segmenter: StepSegmenter,
     options: tuple[float, str, str, str, int],
     num_threads: int | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Rust padded kernel: (B, A) advantages and per-rollout counts.
+    """The Rust padded kernel: (B, A) kept (True on kept response tokens, False on
+    selected ones and off the mask) and per-rollout counts.
 
     It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
-    ids and float32/float64 log-probs).
+    ids and float32/float64 log-probs). Advantages are applied by the caller in the
+    output's dtype, so a float64 advantage is never rounded through float32.
     """
     import torch
 
+    from sas_core.segmenter import StepSegmenter
+
+    if not isinstance(segmenter, StepSegmenter):
+        raise TypeError(f"segmenter: must be a StepSegmenter, got {type(segmenter).__name__}")
     ids = response_ids.detach()
     if ids.dtype not in (torch.int32, torch.int64):
         ids = ids.long()
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    return segmenter._table.sas_advantages_padded(
+    ones = np.ones(mask.shape[0], dtype=np.float64)
+    kept, n_units, n_selected, n_zeroed = segmenter._table.sas_advantages_padded(
         ids.cpu().contiguous().numpy(),
         lp.cpu().contiguous().numpy(),
         mask,
         correct,
-        np.ascontiguousarray(rollout_advantages, dtype=np.float64),
+        ones,
         *options,
         _arrays.threads_value(num_threads),
     )
+    # With advantage 1 per rollout the kernel writes 1.0 on kept response tokens and
+    # 0.0 on selected ones and off the mask.
+    return kept != 0.0, n_units, n_selected, n_zeroed
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -195,13 +206,10 @@ def sas_token_selection(
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     opts = option_args(ratio, mode, selection, granularity, seed)
     mask = _mask_array(action_mask)
-    ones = np.ones(shape[0], dtype=np.float64)
     kept, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids, logprobs, mask, ones, correct_np, segmenter, opts, num_threads
+        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads
     )
-    # With advantage 1 per rollout the kernel writes 1.0 on kept response tokens and 0.0
-    # on selected ones and off the mask; off the mask nothing is selected.
-    keep = ~(mask & (kept == 0.0))
+    keep = kept | ~mask  # off the mask nothing is selected
     return TokenSelection(torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed)
 
 
@@ -241,21 +249,16 @@ def sas_token_advantages(
     import torch
 
     shape = _check_padded(response_ids, logprobs, action_mask)
-    adv = _arrays.to_numpy(rollout_advantages, "rollout_advantages").astype(np.float64)
+    adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     opts = option_args(ratio, mode, selection, granularity, seed)
-    adv2d, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids,
-        logprobs,
-        _mask_array(action_mask),
-        adv,
-        correct_np,
-        segmenter,
-        opts,
-        num_threads,
+    kept, n_units, n_selected, n_zeroed = _padded_core(
+        response_ids, logprobs, _mask_array(action_mask), correct_np, segmenter, opts, num_threads
     )
-    out = torch.from_numpy(adv2d).to(device=logprobs.device, dtype=logprobs.dtype)
+    dtype, device = logprobs.dtype, logprobs.device
+    per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
+    out = torch.from_numpy(kept).to(device=device, dtype=dtype) * per_rollout
 
     n_tokens = max(int(action_mask.sum()), 1)
     n_sel = n_selected.astype(np.float64)

@@ -25,6 +25,7 @@ fn slice<'a, T: numpy::Element>(a: &'a PyReadonlyArray1<'_, T>, arg: &str) -> Py
 }
 
 fn threads(num_threads: Option<usize>) -> usize {
+    // The wrappers reject more than MAX_THREADS; the pool caps at it as well.
     num_threads.unwrap_or_else(default_threads).max(1)
 }
 
@@ -406,5 +407,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("MAX_THREADS", sas_core::parallel::MAX_THREADS)?;
     Ok(())
 }

@@ -7,7 +7,14 @@
 //! a pool. The child inherits the pool's bookkeeping but not its threads, so using it
 //! would wait forever. Pools are therefore tagged with the process id that built them;
 //! a child sees a different id and builds its own (the parent's pools are leaked in the
-//! child on purpose: dropping them would signal threads that do not exist there).
+//! child on purpose: dropping them would signal threads that do not exist there). The
+//! registry's lock is held only for map look-ups, never while threads are spawned, so a
+//! fork from another thread cannot leave a child waiting on a lock its parent held for
+//! long.
+//!
+//! Bounded: at most `MAX_THREADS` threads per pool and `MAX_POOLS` pools (distinct
+//! sizes) at once; the oldest pool beyond that is dropped (its threads exit once no
+//! call is using it).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -22,9 +29,16 @@ use crate::packed::Packed;
 /// more than the work.
 const MIN_PARALLEL_TOKENS: usize = 1 << 15;
 
+/// The largest thread count a call may ask for (the bindings reject more).
+pub const MAX_THREADS: usize = 256;
+
+/// Pools of distinct sizes kept at once.
+const MAX_POOLS: usize = 4;
+
 struct Pools {
     pid: u32,
     by_size: HashMap<usize, Arc<ThreadPool>>,
+    order: Vec<usize>, // sizes, oldest first
 }
 
 static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
@@ -57,29 +71,56 @@ pub fn default_threads() -> usize {
 /// A pool of `n` threads owned by this process, or `None` if threads cannot be spawned
 /// (the caller then runs sequentially, with the same result).
 fn pool(n: usize) -> Option<Arc<ThreadPool>> {
+    let n = n.min(MAX_THREADS);
     let pid = std::process::id();
+    if let Some(p) = cached(pid, n) {
+        return Some(p);
+    }
+    // Spawn the threads with the lock released (see module docs).
+    let built = Arc::new(
+        ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("sas-core-{i}"))
+            .build()
+            .ok()?,
+    );
     let mut guard = lock_pools();
+    let pools = own_pools(&mut guard, pid);
+    if let Some(p) = pools.by_size.get(&n) {
+        return Some(Arc::clone(p)); // another thread built one meanwhile; ours is dropped
+    }
+    if pools.order.len() >= MAX_POOLS {
+        let oldest = pools.order.remove(0);
+        pools.by_size.remove(&oldest);
+    }
+    pools.order.push(n);
+    pools.by_size.insert(n, Arc::clone(&built));
+    Some(built)
+}
+
+/// This process's registry, replacing one inherited through fork (see module docs).
+fn own_pools(guard: &mut Option<Pools>, pid: u32) -> &mut Pools {
     if guard.as_ref().is_some_and(|p| p.pid != pid) {
-        // Inherited through fork: never touch the parent's pools (see module docs).
         if let Some(stale) = guard.take() {
             std::mem::forget(stale);
         }
     }
-    let pools = guard.get_or_insert_with(|| Pools {
+    guard.get_or_insert_with(|| Pools {
         pid,
         by_size: HashMap::new(),
-    });
-    if let Some(p) = pools.by_size.get(&n) {
-        return Some(Arc::clone(p));
-    }
-    let built = ThreadPoolBuilder::new()
-        .num_threads(n)
-        .thread_name(|i| format!("sas-core-{i}"))
-        .build()
-        .ok()?;
-    let built = Arc::new(built);
-    pools.by_size.insert(n, Arc::clone(&built));
-    Some(built)
+        order: Vec::new(),
+    })
+}
+
+fn cached(pid: u32, n: usize) -> Option<Arc<ThreadPool>> {
+    let mut guard = lock_pools();
+    own_pools(&mut guard, pid).by_size.get(&n).map(Arc::clone)
+}
+
+/// Pools currently kept (for tests).
+pub fn pools_kept() -> usize {
+    let mut guard = lock_pools();
+    own_pools(&mut guard, std::process::id()).by_size.len()
 }
 
 /// Calls `f(state, b, token_range, out_slice)` for every rollout `b`, where `out_slice`
@@ -151,5 +192,11 @@ mod tests {
         assert_eq!(one, run(2));
         assert_eq!(one, run(5));
         assert_eq!(one.0[n - 1], 96 * 1_000_000 + n - 1);
+        // Many distinct sizes keep at most MAX_POOLS pools; a huge count is capped.
+        for threads in 2..12 {
+            assert_eq!(one, run(threads));
+        }
+        assert!(pools_kept() <= MAX_POOLS);
+        assert_eq!(one, run(100_000));
     }
 }

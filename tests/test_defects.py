@@ -1,0 +1,214 @@
+"""Regression tests for the defects found by differential fuzzing and the bad-input
+matrix (issue "One contract, one place", defects 1-9). Each test failed before its fix."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import sas_core
+from sas_core import StepSegmenter
+
+torch = pytest.importorskip("torch")
+
+
+def _batch():
+    seg = StepSegmenter([b"a", b"\n\n"])
+    ids = np.array([0, 1, 0, 1, 0])
+    cu = np.array([0, 5])
+    lp = np.array([-1, -1, -1 - 1e-12, -1 - 1e-12, -1 - 2e-12])
+    return seg, ids, cu, lp
+
+
+# 1. Any float64 layout gives what native float64 gives.
+@pytest.mark.parametrize("dtype", [">f8", "<f8", np.longdouble])
+def test_float64_layouts_select_like_native(dtype):
+    seg, ids, cu, lp = _batch()
+    want = seg.select_steps(ids, lp, cu, [True], ratio=0.34).keep
+    assert want.tolist() == [True, True, True, True, False]
+    got = seg.select_steps(ids, lp.astype(dtype), cu, [True], ratio=0.34).keep
+    np.testing.assert_array_equal(got, want)
+
+
+# 2. num_threads is bounded, and so are the pools kept.
+@pytest.mark.parametrize("bad", [0, 257, 100_000, 2**70])
+def test_num_threads_out_of_range_names_the_argument(bad):
+    seg, ids, cu, lp = _batch()
+    with pytest.raises(ValueError, match=r"^num_threads: must be in \[1, 256\]"):
+        seg.select_steps(ids, lp, cu, [True], num_threads=bad)
+
+
+def _sas_threads() -> int:
+    names = []
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:
+            continue
+    return sum(n.startswith("sas-core-") for n in names)
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_many_thread_counts_keep_at_most_four_pools():
+    rng = np.random.default_rng(0)
+    n = 1 << 16  # above the core's parallel threshold
+    ids = rng.integers(0, 2, n)
+    cu = np.linspace(0, n, 65).astype(np.int64)
+    lp = -rng.random(n)
+    seg = StepSegmenter([b"a", b"\n\n"])
+    want = seg.select_steps(ids, lp, cu, np.ones(64, bool), num_threads=1).keep
+    for threads in range(2, 21):
+        got = seg.select_steps(ids, lp, cu, np.ones(64, bool), num_threads=threads).keep
+        np.testing.assert_array_equal(got, want)
+    deadline = time.monotonic() + 10
+    while _sas_threads() > 20 + 19 + 18 + 17 and time.monotonic() < deadline:
+        time.sleep(0.1)  # threads of dropped pools exit on their own
+    assert _sas_threads() <= 20 + 19 + 18 + 17  # before: 2 + 3 + ... + 20 = 209
+
+
+# 3. A fork while another thread builds a pool leaves a child that works.
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_while_a_pool_is_being_built():
+    code = r"""
+import os, sys, threading, numpy as np
+from sas_core import StepSegmenter
+seg = StepSegmenter([b"a", b"\n\n"])
+n = 1 << 16
+ids = np.random.default_rng(0).integers(0, 2, n); lp = -np.ones(n)
+cu = np.linspace(0, n, 33).astype(np.int64); ok = np.ones(32, bool)
+stop = threading.Event()
+def build():
+    t = 2
+    while not stop.is_set():
+        seg.select_steps(ids, lp, cu, ok, num_threads=t); t = t % 60 + 2
+threading.Thread(target=build, daemon=True).start()
+for _ in range(10):
+    pid = os.fork()
+    if pid == 0:
+        seg.select_steps(ids, lp, cu, ok, num_threads=3)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert status == 0
+stop.set()
+print("children ok")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "children ok" in done.stdout, done.stderr[-2000:]
+
+
+# 4. Another timeout reuses the shared verifier instead of leaking workers.
+def test_shared_verifier_is_not_replaced_by_another_timeout():
+    pytest.importorskip("math_verify")
+    from sas_core import math_reward
+
+    for t in (1, 2, 3, 4, 5, 1, 2):
+        assert math_reward.math_verify_score("\\boxed{1}", "1", timeout=t) == 1.0
+    v = math_reward.shared_verifier()
+    assert v is math_reward.shared_verifier(timeout=9.0)
+    live = [w for w in list(v._idle.queue) if w is not None]
+    assert len(live) <= v.workers == 2
+    with pytest.raises(ValueError, match=r"^timeout"):
+        math_reward.math_verify_score("\\boxed{1}", "1", timeout=0)
+
+
+# 6. float64 advantages are not rounded through float32.
+def test_padded_advantages_keep_float64():
+    seg = StepSegmenter([b"a", b"\n\n"])
+    ids = torch.tensor([[0, 1, 0], [0, 1, 0], [0, 0, 0]])
+    lp = -torch.ones(3, 3, dtype=torch.float64)
+    mask = torch.ones(3, 3, dtype=torch.bool)
+    adv = torch.tensor([0.1, 1e300, 1e-46], dtype=torch.float64)
+    out, _ = sas_core.sas_token_advantages(ids, lp, mask, adv, [True] * 3, seg, ratio=0.0)
+    assert out.dtype == torch.float64
+    assert out[0, 0].item() == 0.1 and out[1, 0].item() == 1e300 and out[2, 0].item() == 1e-46
+    out32, _ = sas_core.sas_token_advantages(ids, lp.float(), mask, adv, [True] * 3, seg, ratio=0)
+    assert out32.dtype == torch.float32 and math.isinf(out32[1, 0].item())  # float32's range
+
+
+# 7 and 8. Errors name the argument; nothing is silently coerced.
+def _padded():
+    seg = StepSegmenter([b"a", b"\n\n"])
+    ids = torch.zeros(2, 3, dtype=torch.long)
+    return seg, ids, -torch.ones(2, 3), torch.ones(2, 3, dtype=torch.bool)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "pattern"),
+    [
+        (lambda: StepSegmenter(None), TypeError, r"^token_bytes:"),
+        (lambda: StepSegmenter([b"a"], vocab_size=1.5), TypeError, r"^vocab_size:"),
+        (lambda: StepSegmenter([b"a"], vocab_size="10"), TypeError, r"^vocab_size:"),
+        (lambda: StepSegmenter([b"a"], vocab_size=2**64), ValueError, r"^vocab_size:"),
+        (lambda: StepSegmenter([b"a"], think_end_ids=[2**70]), ValueError, r"^think_end_ids:"),
+        (lambda: StepSegmenter([b"a"], think_end_ids=["a"]), TypeError, r"^think_end_ids:"),
+        (lambda: StepSegmenter([b"a"], think_end_ids=None), TypeError, r"^think_end_ids:"),
+        (lambda: StepSegmenter([b"a", b"b"], think_end_ids=[1.7]), TypeError, r"^think_end_ids:"),
+        (lambda: StepSegmenter([b"a", b"b"], think_end_ids=[True]), TypeError, r"^think_end_ids:"),
+        (lambda: StepSegmenter([b"a"] * 3, think_end_ids="2"), TypeError, r"^think_end_ids:"),
+        (lambda: sas_core.grpo_advantages([1.0, 0.0], 2**64), ValueError, r"^group_size:"),
+        (lambda: sas_core.grpo_advantages([1.0, 0.0], 2, eps="x"), TypeError, r"^eps:"),
+        (
+            lambda: sas_core.segment_offsets(["ab"], [[(0, 1, 2)]]),
+            ValueError,
+            r"^offsets: span 0 must be a",
+        ),
+        (
+            lambda: sas_core.token_advantages([True, False], [True, True], [0, 1, 2]),
+            TypeError,
+            r"^rollout_advantages:",
+        ),
+        (
+            lambda: sas_core.token_advantages([1 + 2j, 0], [True, True], [0, 1, 2]),
+            TypeError,
+            r"^rollout_advantages:",
+        ),
+        (
+            lambda: sas_core.token_advantages([math.nan, 0.0], [True, True], [0, 1, 2]),
+            ValueError,
+            r"^rollout_advantages: must be finite",
+        ),
+    ],
+)
+def test_bad_values_name_the_argument(call, error, pattern):
+    with pytest.raises(error, match=pattern):
+        call()
+
+
+def test_padded_bad_input_names_the_argument():
+    seg, ids, lp, mask = _padded()
+    rewards = torch.tensor([1.0, 0.0])
+    with pytest.raises(TypeError, match=r"^segmenter:"):
+        sas_core.sas_advantages(ids, lp, mask, rewards, group_size=2, segmenter=None)
+    with pytest.raises(TypeError, match=r"^logprobs: a 'meta' tensor"):
+        sas_core.sas_advantages(ids, lp.to("meta"), mask, rewards, 2, seg)
+    with pytest.raises(TypeError, match=r"^correct_threshold:"):
+        sas_core.sas_advantages(ids, lp, mask, rewards, 2, seg, correct_threshold="x")
+    with pytest.raises(ValueError, match=r"^correct_threshold: must be finite"):
+        sas_core.sas_advantages(ids, lp, mask, rewards, 2, seg, correct_threshold=math.nan)
+    with pytest.raises(TypeError, match=r"^rollout_advantages:"):
+        sas_core.sas_token_advantages(ids, lp, mask, torch.tensor([1j, 0j]), [True, False], seg)
+    with pytest.raises(TypeError, match=r"^response_ids:"):
+        sas_core.sas_token_advantages(ids.to(torch.complex64), lp, mask, [1.0, 0.0], [1, 0], seg)
+
+
+def test_token_advantages_reads_bf16_and_grad_tensors():
+    adv = torch.tensor([0.5, -0.25], dtype=torch.bfloat16, requires_grad=True)
+    out = sas_core.token_advantages(adv, [True, False, True], [0, 2, 3])
+    np.testing.assert_array_equal(out, np.array([0.5, 0.0, -0.25], dtype=np.float32))
+
+
+# 9. The fused call returns tensors for tensor input, like the other calls.
+def test_fused_select_steps_returns_tensors_for_tensors():
+    seg, ids, cu, lp = _batch()
+    sel = seg.select_steps(
+        torch.from_numpy(ids), torch.from_numpy(lp), torch.from_numpy(cu), [True]
+    )
+    assert all(isinstance(x, torch.Tensor) for x in sel)
+    np.testing.assert_array_equal(sel.keep.numpy(), seg.select_steps(ids, lp, cu, [True]).keep)
