@@ -135,20 +135,45 @@ def keep_mask(
     ).keep
 
 
-def grpo_advantages(rewards: Any, group_size: int, *, eps: float = 1e-6) -> Any:
+def grpo_advantages(
+    rewards: Any, group_size: int | None = None, *, group_ids: Any = None, eps: float = 1e-6
+) -> Any:
     """(B,) float64 GRPO advantages: (R - mean) / (std + eps) within each group.
 
-    Rollouts of one prompt are consecutive, ``group_size`` of them; std is unbiased
-    (torch's default), so ``group_size`` must be at least 2.
+    Groups are either ``group_size`` consecutive rollouts, or given by ``group_ids``:
+    one prompt id per rollout (ints or strings, any order, as verl's ``uid``). std is
+    unbiased (torch's default), so every group needs at least 2 rollouts.
     """
     device = _torch_device(rewards)
     r = _arrays.to_numpy(rewards, "rewards")
     if r.dtype.kind not in "fiub":
         raise TypeError(f"rewards: must be numbers, got dtype {r.dtype}")
-    group_size = _arrays.count_value(group_size, "group_size", low=1)
     eps = _arrays.finite_float(eps, "eps")
-    adv = _core.grpo_advantages(np.ascontiguousarray(r, dtype=np.float64), group_size, eps)
-    return _back(adv, device)
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    if (group_size is None) == (group_ids is None):
+        raise TypeError("group_size: give exactly one of group_size and group_ids")
+    if group_ids is None:
+        group_size = _arrays.count_value(group_size, "group_size", low=1)
+        return _back(_core.grpo_advantages(r, group_size, eps), device)
+    return _back(_grouped(r, group_ids, eps), device)
+
+
+def _grouped(r: np.ndarray, group_ids: Any, eps: float) -> np.ndarray:
+    ids = group_ids.detach().cpu().numpy() if _arrays.is_torch(group_ids) else group_ids
+    ids = np.asarray(ids)
+    if ids.shape != r.shape:
+        raise ValueError(f"group_ids: need {r.size} ids, one per rollout, got shape {ids.shape}")
+    if not np.isfinite(r).all():
+        raise ValueError("rewards: must be finite")
+    _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    if r.size and counts.min() < 2:
+        lone = ids[np.flatnonzero(counts[inverse] < 2)[0]].item()
+        raise ValueError(f"group_ids: group {lone!r} has 1 rollout; GRPO needs >= 2")
+    sums = np.bincount(inverse, weights=r)
+    mean = sums / counts
+    dev = r - mean[inverse]
+    std = np.sqrt(np.bincount(inverse, weights=dev * dev) / (counts - 1))
+    return dev / (std[inverse] + eps)
 
 
 def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.ndarray:

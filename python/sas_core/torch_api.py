@@ -32,9 +32,10 @@ def sas_advantages(
     logprobs: torch.Tensor,
     action_mask: torch.Tensor,
     rewards: torch.Tensor,
-    group_size: int,
+    group_size: int | None,
     segmenter: StepSegmenter,
     *,
+    group_ids: Any = None,
     correct_threshold: float = 0.5,
     correct: torch.Tensor | None = None,
     ratio: float = 0.3,
@@ -52,8 +53,9 @@ def sas_advantages(
         logprobs: (B, A) float per-token log-probs under the rollout policy.
         action_mask: (B, A) bool/int, set on response tokens (any padding side).
         rewards: (B,) float per-rollout rewards; rollouts of one prompt are consecutive,
-            ``group_size`` of them.
-        group_size: rollouts per prompt (>= 2).
+            ``group_size`` of them, or grouped by ``group_ids``.
+        group_size: rollouts per prompt (>= 2), or None with ``group_ids``.
+        group_ids: (B,) prompt id of each rollout (any order, as verl's ``uid``).
         segmenter: the tokenizer's :class:`StepSegmenter`.
         correct_threshold: a rollout is correct when its reward > threshold.
         correct: (B,) bool, overrides the threshold (e.g. raw verifier scores when
@@ -74,7 +76,7 @@ def sas_advantages(
     reward_np = rewards.detach().double().cpu().numpy()
     if correct is None:
         correct = reward_np > _arrays.finite_float(correct_threshold, "correct_threshold")
-    rollout_adv = grpo_advantages(reward_np, group_size, eps=eps)
+    rollout_adv = grpo_advantages(reward_np, group_size, group_ids=group_ids, eps=eps)
     return sas_token_advantages(
         response_ids,
         logprobs,
