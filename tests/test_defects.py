@@ -212,3 +212,30 @@ def test_fused_select_steps_returns_tensors_for_tensors():
     )
     assert all(isinstance(x, torch.Tensor) for x in sel)
     np.testing.assert_array_equal(sel.keep.numpy(), seg.select_steps(ids, lp, cu, [True]).keep)
+
+
+# Faults in long runs: nonfinite="keep" leaves a bad rollout unselected, others exact.
+def test_nonfinite_keep_leaves_the_bad_rollout_whole_and_the_others_exact():
+    g = torch.Generator().manual_seed(1)
+    seg = StepSegmenter([b"a", b"b", b"\n\n"])
+    ids = torch.randint(0, 3, (6, 20), generator=g)
+    lp = -torch.rand(6, 20, generator=g, dtype=torch.float64)
+    mask = torch.ones(6, 20, dtype=torch.bool)
+    mask[2, 15:] = False
+    adv = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0], dtype=torch.float64)
+    correct = [True, False, True, False, True, False]
+    want, _ = sas_core.sas_token_advantages(ids, lp, mask, adv, correct, seg, ratio=0.5)
+    bad = lp.clone()
+    bad[3, 4] = math.nan
+    bad[2, 17] = math.inf  # off the mask: ignored
+    with pytest.raises(ValueError, match=r"^logprobs"):
+        sas_core.sas_token_advantages(ids, bad, mask, adv, correct, seg, ratio=0.5)
+    got, stats = sas_core.sas_token_advantages(
+        ids, bad, mask, adv, correct, seg, ratio=0.5, nonfinite="keep"
+    )
+    assert stats["nonfinite_rollouts"] == 1
+    torch.testing.assert_close(got[3], torch.full((20,), -0.5, dtype=torch.float64))
+    rows = [0, 1, 2, 4, 5]
+    torch.testing.assert_close(got[rows], want[rows])
+    with pytest.raises(ValueError, match=r"^nonfinite: must be one of"):
+        sas_core.sas_token_advantages(ids, lp, mask, adv, correct, seg, nonfinite="skip")

@@ -44,6 +44,7 @@ def sas_advantages(
     granularity: str = "step",
     seed: int = 0,
     eps: float = 1e-6,
+    nonfinite: str = "raise",
     num_threads: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
@@ -89,6 +90,7 @@ def sas_advantages(
         selection=selection,
         granularity=granularity,
         seed=seed,
+        nonfinite=nonfinite,
         num_threads=num_threads,
     )
 
@@ -130,6 +132,9 @@ def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
     return action_mask.detach().cpu().bool().contiguous().numpy()
 
 
+NONFINITE = ("raise", "keep")
+
+
 def _padded_core(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
@@ -138,13 +143,19 @@ def _padded_core(
     segmenter: StepSegmenter,
     options: tuple[float, str, str, str, int],
     num_threads: int | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    nonfinite: str = "raise",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The Rust padded kernel: (B, A) kept (True on kept response tokens, False on
     selected ones and off the mask) and per-rollout counts.
 
     It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
     ids and float32/float64 log-probs). Advantages are applied by the caller in the
     output's dtype, so a float64 advantage is never rounded through float32.
+
+    ``nonfinite="keep"``: a rollout whose log-probs hold NaN or inf on its response
+    tokens gets no unit selected (its advantage stands, as GRPO's would); the last
+    array returned flags those rollouts. Selection is per rollout, so the others are
+    exactly what they would be without it. ``"raise"``: the core raises.
     """
     import torch
 
@@ -158,10 +169,18 @@ def _padded_core(
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
+    lp_np = lp.cpu().contiguous().numpy()
+    nonfinite = _arrays.choice_value(nonfinite, "nonfinite", NONFINITE)
+    bad_rows = np.zeros(mask.shape[0], dtype=bool)
+    if nonfinite == "keep":
+        bad = ~np.isfinite(lp_np) & mask
+        bad_rows = bad.any(axis=1)
+        if bad_rows.any():
+            lp_np = np.where(bad, 0.0, lp_np).astype(lp_np.dtype)
     ones = np.ones(mask.shape[0], dtype=np.float64)
     kept, n_units, n_selected, n_zeroed = segmenter._table.sas_advantages_padded(
         ids.cpu().contiguous().numpy(),
-        lp.cpu().contiguous().numpy(),
+        lp_np,
         mask,
         correct,
         ones,
@@ -170,7 +189,12 @@ def _padded_core(
     )
     # With advantage 1 per rollout the kernel writes 1.0 on kept response tokens and
     # 0.0 on selected ones and off the mask.
-    return kept != 0.0, n_units, n_selected, n_zeroed
+    kept = kept != 0.0
+    if bad_rows.any():
+        kept[bad_rows] = mask[bad_rows]
+        n_selected[bad_rows] = 0
+        n_zeroed[bad_rows] = 0
+    return kept, n_units, n_selected, n_zeroed, bad_rows
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -191,6 +215,7 @@ def sas_token_selection(
     selection: str = "confidence",
     granularity: str = "step",
     seed: int = 0,
+    nonfinite: str = "raise",
     num_threads: int | None = None,
 ) -> TokenSelection:
     """The SAS keep mask of a padded batch, for trainers whose advantages vary per token
@@ -208,8 +233,8 @@ def sas_token_selection(
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     opts = option_args(ratio, mode, selection, granularity, seed)
     mask = _mask_array(action_mask)
-    kept, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads
+    kept, n_units, n_selected, n_zeroed, _ = _padded_core(
+        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads, nonfinite
     )
     keep = kept | ~mask  # off the mask nothing is selected
     return TokenSelection(torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed)
@@ -228,6 +253,7 @@ def sas_token_advantages(
     selection: str = "confidence",
     granularity: str = "step",
     seed: int = 0,
+    nonfinite: str = "raise",
     num_threads: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
@@ -246,7 +272,11 @@ def sas_token_advantages(
         advantages: (B, A) on ``logprobs``' device and dtype.
         stats: frac_tokens_zeroed (of response tokens), steps_per_rollout,
             zeroed_steps_correct / zeroed_steps_failed (mean zeroed steps per correct /
-            failed rollout), frac_correct.
+            failed rollout), frac_correct, nonfinite_rollouts (rollouts left unselected
+            for NaN/inf log-probs under ``nonfinite="keep"``).
+
+    ``nonfinite``: "raise" (default) or "keep" (a rollout with NaN/inf log-probs keeps
+    its whole advantage; for long runs that must survive one bad rollout).
     """
     import torch
 
@@ -255,8 +285,15 @@ def sas_token_advantages(
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     opts = option_args(ratio, mode, selection, granularity, seed)
-    kept, n_units, n_selected, n_zeroed = _padded_core(
-        response_ids, logprobs, _mask_array(action_mask), correct_np, segmenter, opts, num_threads
+    kept, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
+        response_ids,
+        logprobs,
+        _mask_array(action_mask),
+        correct_np,
+        segmenter,
+        opts,
+        num_threads,
+        nonfinite,
     )
     dtype, device = logprobs.dtype, logprobs.device
     per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
@@ -272,5 +309,6 @@ def sas_token_advantages(
         "zeroed_steps_correct": float(n_sel[correct_np].sum()) / max(n_correct, 1),
         "zeroed_steps_failed": float(n_sel[~correct_np].sum()) / max(n_failed, 1),
         "frac_correct": n_correct / max(correct_np.size, 1),
+        "nonfinite_rollouts": int(bad_rows.sum()),
     }
     return out, stats

@@ -18,6 +18,7 @@ Install with ``pip install "sas-core[trl]"``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,13 @@ class SASGRPOConfig(GRPOConfig):
             "(e.g. the verifier); default: the weighted sum of all reward functions."
         },
     )
+    nonfinite: str = field(
+        default="keep",
+        metadata={
+            "help": "A rollout with NaN/inf log-probs: 'keep' its GRPO advantage (no step "
+            "zeroed; warned once, counted in sas/nonfinite_rollouts) or 'raise'."
+        },
+    )
     think_end: str | None = field(
         default=None,
         metadata={
@@ -81,6 +89,7 @@ class SASGRPOConfig(GRPOConfig):
             ("mode", self.mode, MODES),
             ("selection", self.selection, SELECTIONS),
             ("granularity", self.granularity, GRANULARITIES),
+            ("nonfinite", self.nonfinite, ("raise", "keep")),
         ):
             if value not in allowed:
                 raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
@@ -111,6 +120,7 @@ class SASGRPOTrainer(GRPOTrainer):
         )
         self._sas_rewards_per_func: torch.Tensor | None = None
         self._sas_batches = 0
+        self._sas_warned_nonfinite = False
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # Keep the raw per-function rewards: correctness comes from the verifier's own
@@ -167,7 +177,16 @@ class SASGRPOTrainer(GRPOTrainer):
             selection=self.args.selection,
             granularity=self.args.granularity,
             seed=(int(self.args.seed) << 32) + self._sas_batches,
+            nonfinite=self.args.nonfinite,
         )
+        if stats["nonfinite_rollouts"] and not self._sas_warned_nonfinite:
+            self._sas_warned_nonfinite = True
+            warnings.warn(
+                f"SAS: {stats['nonfinite_rollouts']} rollout(s) had NaN/inf log-probs; they "
+                "keep their GRPO advantage (counted in sas/nonfinite_rollouts; warned once)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         out["advantages"] = adv.to(out["advantages"].dtype)
         mode = "train" if self.model.training else "eval"
         for name, value in stats.items():
