@@ -7,6 +7,7 @@ most confident steps of failed ones. The hot path runs in Rust (``sas_core._core
 """
 
 from sas_core._core import __version__, default_num_threads
+from sas_core.confidence import StepConfidences, step_confidences
 from sas_core.masks import Selection, grpo_advantages, keep_mask, select_steps, token_advantages
 from sas_core.offsets import segment_offsets
 from sas_core.segmenter import StepSegmenter
@@ -19,6 +20,7 @@ from sas_core.torch_api import (
 
 __all__ = [
     "Selection",
+    "StepConfidences",
     "StepSegmenter",
     "TokenSelection",
     "__version__",
@@ -30,5 +32,6 @@ __all__ = [
     "sas_token_selection",
     "segment_offsets",
     "select_steps",
+    "step_confidences",
     "token_advantages",
 ]

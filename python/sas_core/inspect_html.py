@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from sas_core.confidence import step_confidences
 from sas_core.segmenter import StepSegmenter
 
 __all__ = ["InspectRollout", "render_page", "step_table"]
@@ -51,6 +52,7 @@ def step_table(
     correct = np.asarray([r.correct for r in rollouts], dtype=bool)
     steps = segmenter.segment(ids, cu)
     keep = segmenter.select_steps(ids, lps, cu, correct, ratio=ratio, mode=mode).keep
+    conf = step_confidences(steps, lps, cu)  # the contract's confidence, as SAS ranks
     out = []
     for i, r in enumerate(rollouts):
         a, b = int(cu[i]), int(cu[i + 1])
@@ -70,7 +72,11 @@ def step_table(
                     {
                         "step": s,
                         "text": g["text"].decode("utf-8", "replace"),
-                        "confidence": sum(g["lps"]) / len(g["lps"]),
+                        "confidence": (
+                            float(conf.values[conf.cu_steps[i] + s])
+                            if s >= 0
+                            else sum(g["lps"]) / len(g["lps"])  # after </think>: no step
+                        ),
                         "zeroed": g["zeroed"],
                     }
                     for s, g in groups.items()
