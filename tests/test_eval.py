@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,11 @@ def test_bad_benchmark_files_name_the_line(tmp_path):
         load_benchmark(bad)
 
 
+def _answer(prompt: str) -> int:
+    """The sum a demo prompt asks for ("A3B4C2=" -> 9), read independently of the task."""
+    return sum(int(x) for x in re.findall(r"[A-Z](\d+)", prompt))
+
+
 def _fake_generator(right_every: int):
     """Deterministic completions: every ``right_every``-th sample is right, with tokens
     equal to the sample number + 1 (a stand-in for the model: evaluate()'s input)."""
@@ -46,7 +52,7 @@ def _fake_generator(right_every: int):
     def generate(prompts, k):
         out = []
         for prompt in prompts:
-            answer = sum(int(x) for x in prompt.rstrip("=").split("+"))
+            answer = _answer(prompt)
             out.append(
                 [
                     (f"\\boxed{{{answer if j % right_every == 0 else answer + 1}}}", j + 1)
@@ -150,7 +156,7 @@ def test_cli_eval_against_a_served_endpoint(tmp_path):
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.append(body)
             prompt = body["messages"][0]["content"]
-            answer = sum(int(x) for x in prompt.rstrip("=").split("+"))
+            answer = _answer(prompt)
             choices = [
                 {"message": {"content": f"Steps.\n\n\\boxed{{{answer + (j % 2)}}}"}}
                 for j in range(body["n"])

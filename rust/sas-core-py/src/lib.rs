@@ -400,8 +400,23 @@ fn default_num_threads() -> usize {
     default_threads()
 }
 
+/// Loads numpy's C API, rust-numpy's borrow-checking API and the dtypes the bindings
+/// use while the module is imported. They are otherwise loaded lazily on first use,
+/// behind once-cells: a process forked while another thread is inside that first use
+/// would leave its child waiting forever on an initialisation no thread there finishes.
+fn load_numpy_api(py: Python<'_>) {
+    let _ = PyArray1::<f64>::zeros(py, 0, false).readonly(); // the borrow-checking API
+    let _ = PyArray1::<bool>::zeros(py, 0, false);
+    let _ = PyArray1::<i32>::zeros(py, 0, false);
+    let _ = PyArray1::<i64>::zeros(py, 0, false);
+    let _ = PyArray1::<u32>::zeros(py, 0, false);
+    let _ = PyArray1::<f32>::zeros(py, 0, false);
+    let _ = PyArray1::<f64>::zeros(py, 0, false);
+}
+
 #[pymodule(gil_used = false)]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    load_numpy_api(m.py());
     m.add_class::<PyStepTable>()?;
     m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
