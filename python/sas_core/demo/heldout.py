@@ -103,6 +103,15 @@ def completion_logprobs(model, tokenizer, batch: list[Sample]) -> list[np.ndarra
     return [taken[i, starts[i] - 1 : len(r) - 1].numpy() for i, r in enumerate(rows)]
 
 
+def _confidence(model, tokenizer, batch: list[Sample]) -> dict:
+    """Step-confidence AUC (and means per role) of ``batch`` under ``model``."""
+    return confidence_auc(
+        [s.problem for s in batch],
+        [list(s.tokens) for s in batch],
+        completion_logprobs(model, tokenizer, batch),
+    )
+
+
 def evaluate(
     model,
     tokenizer,
@@ -130,11 +139,7 @@ def evaluate(
     by_terms: dict[int, list[bool]] = defaultdict(list)
     for s in batch:
         by_terms[s.problem.terms].append(s.correct)
-    conf = confidence_auc(
-        [s.problem for s in batch],
-        [list(s.tokens) for s in batch],
-        completion_logprobs(model, tokenizer, batch),
-    )
+    conf = _confidence(model, tokenizer, batch)
     return {
         "pass1_2L": float(np.mean([s.correct for s in batch])),
         "acc_L": float(np.mean([s.correct and len(s.ids) <= limit for s in batch])),
@@ -162,11 +167,7 @@ def truncation_audit(
     )
     correct = [s for s in batch if s.correct]
     lost = [s for s in correct if len(s.ids) > limit]
-    conf = confidence_auc(
-        [s.problem for s in batch],
-        [list(s.tokens) for s in batch],
-        completion_logprobs(model, tokenizer, batch),
-    )
+    conf = _confidence(model, tokenizer, batch)
     return {
         "rollouts": len(batch),
         "accuracy_2L": len(correct) / len(batch),
