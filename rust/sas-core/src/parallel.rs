@@ -5,12 +5,12 @@
 //!
 //! Fork safety: Ray and DataLoader workers `fork` a process that may already have used
 //! a pool. The child inherits the pool's bookkeeping but not its threads, so using it
-//! would wait forever. Pools are therefore tagged with the process id that built them;
-//! a child sees a different id and builds its own (the parent's pools are leaked in the
-//! child on purpose: dropping them would signal threads that do not exist there). The
-//! registry's lock is held only for map look-ups, never while threads are spawned, so a
-//! fork from another thread cannot leave a child waiting on a lock its parent held for
-//! long.
+//! would wait forever. The registry of pools is therefore tagged with the process id
+//! that made it; a child sees a different id and makes its own, never touching the
+//! parent's registry or its lock (which a thread that does not exist in the child may
+//! have held at the fork). The parent's pools are leaked in the child on purpose:
+//! dropping them would signal threads that do not exist there. The lock is never held
+//! while threads are spawned or a pool is dropped.
 //!
 //! Bounded: at most `MAX_THREADS` threads per pool and `MAX_POOLS` pools (distinct
 //! sizes) at once; the oldest pool beyond that is dropped (its threads exit once no
@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use rayon::prelude::*;
@@ -36,15 +37,56 @@ pub const MAX_THREADS: usize = 256;
 const MAX_POOLS: usize = 4;
 
 struct Pools {
-    pid: u32,
     by_size: HashMap<usize, Arc<ThreadPool>>,
     order: Vec<usize>, // sizes, oldest first
 }
 
-static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
+/// One process's pool registry. A forked child never touches its parent's registry:
+/// its lock may have been held by a thread that does not exist in the child. It makes
+/// its own (the parent's is leaked there on purpose, see the module docs).
+struct Registry {
+    pid: u32,
+    pools: Mutex<Pools>,
+}
 
-fn lock_pools() -> MutexGuard<'static, Option<Pools>> {
-    POOLS
+static REGISTRY: AtomicPtr<Registry> = AtomicPtr::new(std::ptr::null_mut());
+
+fn registry() -> &'static Registry {
+    let pid = std::process::id();
+    let current = REGISTRY.load(Ordering::Acquire);
+    // SAFETY: a non-null pointer is a leaked Box<Registry>, never freed.
+    if let Some(r) = unsafe { current.as_ref() } {
+        if r.pid == pid {
+            return r;
+        }
+    }
+    let fresh = Box::into_raw(Box::new(Registry {
+        pid,
+        pools: Mutex::new(Pools {
+            by_size: HashMap::new(),
+            order: Vec::new(),
+        }),
+    }));
+    match REGISTRY.compare_exchange(current, fresh, Ordering::AcqRel, Ordering::Acquire) {
+        // SAFETY: `fresh` was just leaked and is now the registry.
+        Ok(_) => unsafe { &*fresh },
+        Err(other) => {
+            // Another thread of this process installed one first: use it.
+            // SAFETY: `fresh` was never shared; `other` is a leaked Box<Registry>.
+            drop(unsafe { Box::from_raw(fresh) });
+            let r = unsafe { &*other };
+            if r.pid == pid {
+                r
+            } else {
+                registry()
+            }
+        }
+    }
+}
+
+fn lock_pools() -> MutexGuard<'static, Pools> {
+    registry()
+        .pools
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -72,9 +114,8 @@ pub fn default_threads() -> usize {
 /// (the caller then runs sequentially, with the same result).
 fn pool(n: usize) -> Option<Arc<ThreadPool>> {
     let n = n.min(MAX_THREADS);
-    let pid = std::process::id();
-    if let Some(p) = cached(pid, n) {
-        return Some(p);
+    if let Some(p) = lock_pools().by_size.get(&n) {
+        return Some(Arc::clone(p));
     }
     // Spawn the threads with the lock released (see module docs).
     let built = Arc::new(
@@ -84,43 +125,28 @@ fn pool(n: usize) -> Option<Arc<ThreadPool>> {
             .build()
             .ok()?,
     );
-    let mut guard = lock_pools();
-    let pools = own_pools(&mut guard, pid);
-    if let Some(p) = pools.by_size.get(&n) {
-        return Some(Arc::clone(p)); // another thread built one meanwhile; ours is dropped
-    }
-    if pools.order.len() >= MAX_POOLS {
-        let oldest = pools.order.remove(0);
-        pools.by_size.remove(&oldest);
-    }
-    pools.order.push(n);
-    pools.by_size.insert(n, Arc::clone(&built));
-    Some(built)
-}
-
-/// This process's registry, replacing one inherited through fork (see module docs).
-fn own_pools(guard: &mut Option<Pools>, pid: u32) -> &mut Pools {
-    if guard.as_ref().is_some_and(|p| p.pid != pid) {
-        if let Some(stale) = guard.take() {
-            std::mem::forget(stale);
+    let evicted = {
+        let mut pools = lock_pools();
+        if let Some(p) = pools.by_size.get(&n) {
+            return Some(Arc::clone(p)); // another thread built one meanwhile; ours is dropped
         }
-    }
-    guard.get_or_insert_with(|| Pools {
-        pid,
-        by_size: HashMap::new(),
-        order: Vec::new(),
-    })
-}
-
-fn cached(pid: u32, n: usize) -> Option<Arc<ThreadPool>> {
-    let mut guard = lock_pools();
-    own_pools(&mut guard, pid).by_size.get(&n).map(Arc::clone)
+        let evicted = if pools.order.len() >= MAX_POOLS {
+            let oldest = pools.order.remove(0);
+            pools.by_size.remove(&oldest)
+        } else {
+            None
+        };
+        pools.order.push(n);
+        pools.by_size.insert(n, Arc::clone(&built));
+        evicted
+    };
+    drop(evicted); // outside the lock: ends that pool's threads once no call uses it
+    Some(built)
 }
 
 /// Pools currently kept (for tests).
 pub fn pools_kept() -> usize {
-    let mut guard = lock_pools();
-    own_pools(&mut guard, std::process::id()).by_size.len()
+    lock_pools().by_size.len()
 }
 
 /// Calls `f(state, b, token_range, out_slice)` for every rollout `b`, where `out_slice`
