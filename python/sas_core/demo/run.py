@@ -158,9 +158,13 @@ def _init_worker(queue, threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _label(kind: str, seed: int, arm: str | None) -> str:
+    return f"seed {seed} {arm}" if kind == "arm" else f"seed {seed} warm-up"
+
+
 def _unit(args: tuple) -> tuple[str, int, str]:
     kind, cfg, seed, arm, out_dir = args
-    task = f"seed {seed} {arm}" if kind == "arm" else f"seed {seed} warm-up"
+    task = _label(kind, seed, arm)
 
     def tick(step: int, row: dict | None) -> None:
         _QUEUE.put((task, step, row))
@@ -196,8 +200,6 @@ def run_demo(
     ``progress(task, step, row)`` reports work: ``step`` None when a task ends.
     """
     _quiet_third_party()
-    import torch
-
     _claim(out_dir, cfg)
     tick = progress or (lambda task, step, row: None)
     started = time.time()
@@ -212,7 +214,6 @@ def run_demo(
         threads = max(1, cfg.jobs // len(warm)) if len(warm) < cfg.jobs else 1
         _pool_run(warm, min(cfg.jobs, len(warm)), threads, tick)
         _pool_run(arms, cfg.jobs, 1, tick)
-    torch.set_num_threads(torch.get_num_threads())
     return report(cfg, out_dir, time.time() - started)
 
 
@@ -236,7 +237,7 @@ def _claim(out_dir: Path, cfg: DemoConfig) -> None:
 
 def _run_inline(unit: tuple, tick) -> None:
     kind, cfg, seed, arm, out_dir = unit
-    task = f"seed {seed} {arm}" if kind == "arm" else f"seed {seed} warm-up"
+    task = _label(kind, seed, arm)
     fn = warm_up if kind == "warm" else (lambda c, s, o, t: run_arm(c, s, arm, o, t))
     fn(cfg, seed, out_dir, lambda step, row: tick(task, step, row))
     tick(task, None, None)
@@ -276,7 +277,7 @@ def environment(threads: int) -> dict:
 def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     """``demo.json`` and the figures from every unit on disk for this configuration."""
     from sas_core.demo import plots
-    from sas_core.demo.verdict import gates, summarize, verdict
+    from sas_core.demo.verdict import gates, paired_metric, summarize, verdict
 
     audits = {}
     path = out_dir / "bases" / f"seed{cfg.base_seed}.json"
@@ -292,8 +293,6 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
             diags.setdefault(arm, {})[seed] = unit["diagnostics"]
     runs = {arm: {s: summarize(c) for s, c in by_seed.items()} for arm, by_seed in curves.items()}
     gate_results = gates(audits, runs, diags)
-    from sas_core.demo.verdict import paired_metric
-
     comparisons = {
         f"{a} - {b}": paired_metric(runs, a, b)
         for a, b in [("sas", "grpo")]
