@@ -159,8 +159,7 @@ def grpo_advantages(
 
 
 def _grouped(r: np.ndarray, group_ids: Any, eps: float) -> np.ndarray:
-    ids = group_ids.detach().cpu().numpy() if _arrays.is_torch(group_ids) else group_ids
-    ids = np.asarray(ids)
+    ids = _arrays.to_numpy(group_ids, "group_ids")  # tensors (any device) and sequences
     if ids.shape != r.shape:
         raise ValueError(f"group_ids: need {r.size} ids, one per rollout, got shape {ids.shape}")
     if not np.isfinite(r).all():
