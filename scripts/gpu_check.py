@@ -128,13 +128,13 @@ def check_trl(device: str, use_vllm: bool, workdir: Path) -> str:
         model=model, reward_funcs=[accuracy], args=args, train_dataset=data, processing_class=tok
     )
     trainer.train()
-    logged = [h for h in trainer.state.log_history if "sas/frac_tokens_zeroed" in h]
+    logged = [h for h in trainer.state.log_history if "sas/zeroed_token_frac" in h]
     assert logged, "no sas/* statistics in TRL's logs"
     where = next(trainer.model.parameters()).device
     assert where.type == ("cpu" if device == "cpu" else "cuda"), where
     gen = "vLLM colocate" if use_vllm else "transformers"
-    zeroed = logged[-1]["sas/frac_tokens_zeroed"]
-    return f"2 steps on {where} ({gen}), sas/frac_tokens_zeroed {zeroed:.3f}"
+    zeroed = logged[-1]["sas/zeroed_token_frac"]
+    return f"2 steps on {where} ({gen}), sas/zeroed_token_frac {zeroed:.3f}"
 
 
 def check_eval_vllm(workdir: Path) -> str:

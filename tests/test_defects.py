@@ -233,7 +233,7 @@ def test_nonfinite_keep_leaves_the_bad_rollout_whole_and_the_others_exact():
     got, stats = sas_core.sas_token_advantages(
         ids, bad, mask, adv, correct, seg, ratio=0.5, nonfinite="keep"
     )
-    assert stats["nonfinite_rollouts"] == 1
+    assert stats["sas/nonfinite_rollouts"] == 1
     torch.testing.assert_close(got[3], torch.full((20,), -0.5, dtype=torch.float64))
     rows = [0, 1, 2, 4, 5]
     torch.testing.assert_close(got[rows], want[rows])

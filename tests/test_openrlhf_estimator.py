@@ -4,6 +4,7 @@ batches, against sas_core.reference applied to the same rollouts."""
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -243,8 +244,23 @@ def test_clear_errors():
     nan = h.clone(exps)
     nan[0].action_log_probs[0, -1] = float("nan")
     nan[0].action_mask[0, -1] = True
-    with pytest.raises(ValueError, match="logprobs"):
-        _maker(_args(*SAS, "--algo.kl.use_loss")).compute_advantages_and_returns(nan)
+    raising = _args(*SAS, "--algo.kl.use_loss", "--algo.advantage.sas.nonfinite", "raise")
+    with pytest.raises(ValueError, match="^row 0: logprobs: must be finite|logprobs"):
+        _maker(raising).compute_advantages_and_returns(h.clone(nan))
+    # The default keeps the bad rollout's advantage whole, warns once and counts it.
+    maker = _maker(_args(*SAS, "--algo.kl.use_loss"))
+    with pytest.warns(RuntimeWarning, match="1 rollout\\(s\\) had NaN/inf log-probs"):
+        out = maker.compute_advantages_and_returns(h.clone(nan))
+    grpo = _args("--algo.advantage.estimator", "group_norm", "--algo.kl.use_loss")
+    base = _maker(grpo).compute_advantages_and_returns(h.clone(nan))
+    m = nan[0].action_mask[0].bool()
+    assert torch.equal(out[0].advantages[0][m], base[0].advantages[0][m])  # GRPO's stands
+    assert (base[0].advantages[0][m] != 0).all()  # ... and is not zero (the test can fail)
+    assert float(out[0].info["sas/nonfinite_rollouts"][0]) == 1.0
+    assert float(out[0].info["sas/nonfinite_rollouts"][1:].sum()) == 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per run, not per batch
+        maker.compute_advantages_and_returns(h.clone(nan))
     # "sas" without the options object (openrlhf's own CLI cannot produce it)
     args = _args(*SAS)
     del args.algo.advantage.sas

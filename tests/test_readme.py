@@ -68,7 +68,7 @@ def test_every_python_block_runs_and_prints_what_it_promises(tmp_path, monkeypat
             _trl_names(ns)
         readme_examples.run_block(block, ns)
     adv, stats = ns["adv"], ns["stats"]
-    assert adv.shape == ns["response_ids"].shape and stats["frac_correct"] > 0
+    assert adv.shape == ns["response_ids"].shape and stats["sas/correct"] > 0
     assert ns["trainer"].state.global_step >= 1  # the TRL example trained
 
 

@@ -54,7 +54,7 @@ def test_matches_reference_on_real_vocabulary(
     )
     assert adv.dtype == lps.dtype and adv.shape == lps.shape
     torch.testing.assert_close(adv.double(), want, rtol=1e-6, atol=1e-6)
-    assert 0.0 <= stats["frac_tokens_zeroed"] <= 1.0
+    assert 0.0 <= stats["sas/zeroed_token_frac"] <= 1.0
 
 
 def test_steps_of_real_responses_are_zeroed(qwen, qwen_segmenter):
@@ -75,10 +75,19 @@ def test_steps_of_real_responses_are_zeroed(qwen, qwen_segmenter):
     rewards = torch.tensor([1.0, 1.0, 1.0, 0.0])
     adv, stats = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter)
     # Steps per rollout: 4, 1, 10, 3 -> k = 1, 0, 3, 0 at ratio 0.3.
-    assert stats["steps_per_rollout"] == pytest.approx((4 + 1 + 10 + 3) / 4)
-    assert stats["zeroed_steps_correct"] == pytest.approx((1 + 0 + 3) / 3)
-    assert stats["zeroed_steps_failed"] == 0.0
-    assert stats["frac_correct"] == 0.75
+    assert stats["sas/steps"] == pytest.approx((4 + 1 + 10 + 3) / 4)
+    assert stats["sas/zeroed_steps"] == pytest.approx((1 + 0 + 3 + 0) / 4)
+    # zeroed steps of correct rollouts, 0 for failed ones, averaged over all four
+    assert stats["sas/zeroed_steps_correct"] == pytest.approx((1 + 0 + 3) / 4)
+    assert stats["sas/zeroed_steps_failed"] == 0.0
+    assert stats["sas/correct"] == 0.75
+    assert stats["sas/nonfinite_rollouts"] == 0
+    with pytest.warns(DeprecationWarning, match="'zeroed_steps_correct' is deprecated"):
+        assert stats["zeroed_steps_correct"] == pytest.approx((1 + 0 + 3) / 3)  # old meaning
+    with pytest.warns(DeprecationWarning):
+        assert stats["frac_correct"] == 0.75
+    with pytest.raises(KeyError):
+        stats["no_such_statistic"]
     assert (adv[1][mask[1]] != 0).all()  # one step: nothing to zero
     assert (adv[~mask] == 0).all()
 
@@ -96,7 +105,19 @@ def test_correct_override_uses_given_flags(qwen_segmenter):
     ids, lps, mask, rewards = _padded_batch(rng, 151_936, 1, 4, 80, False)
     flags = torch.tensor([True, False, True, False])
     _a, sa = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags)
-    assert sa["frac_correct"] == 0.5
+    assert sa["sas/correct"] == 0.5
+    # the flags, not the rewards, decide which steps are zeroed
+    for given in (flags, ~flags):
+        picked = sas_core.sas_token_selection(ids, lps, mask, given, qwen_segmenter)
+        adv, _ = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=given)
+        assert torch.equal((adv == 0) & mask, ~picked.keep & mask)
+    zeroed_as_given, _ = sas_core.sas_advantages(
+        ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags
+    )
+    zeroed_inverted, _ = sas_core.sas_advantages(
+        ids, lps, mask, rewards, 4, qwen_segmenter, correct=~flags
+    )
+    assert not torch.equal(zeroed_as_given == 0, zeroed_inverted == 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA or ROCm device")

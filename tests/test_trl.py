@@ -101,9 +101,9 @@ def test_per_token_advantages_equal_reference(tmp_path, warm_state, options):
     # 4+ steps, the default ratio 0.3 a rollout with 4+ steps.)
     if options.get("ratio", 0.3) >= 0.5 or options.get("granularity") == "token":
         assert zeroed_with_signal > 0
-    logged = [h for h in trainer.state.log_history if "sas/frac_tokens_zeroed" in h]
+    logged = [h for h in trainer.state.log_history if "sas/zeroed_token_frac" in h]
     assert len(logged) == 2  # one per step, through TRL's own metrics logging
-    assert any(h["sas/steps_per_rollout"] > 1 for h in logged)
+    assert any(h["sas/steps"] > 1 for h in logged)
 
 
 def _check_batch(trainer, rec, options) -> int:
@@ -157,7 +157,7 @@ def test_zeroed_steps_get_no_gradient(tmp_path, warm_state):
         trainer.sas_segmenter,
         ratio=0.5,
     )
-    assert stats["frac_tokens_zeroed"] > 0
+    assert stats["sas/zeroed_token_frac"] > 0
     inputs = {k: v for k, v in rec.items() if k not in ("rewards", "logps")}
     inputs["advantages"] = adv
     inputs["num_items_in_batch"] = rec["completion_mask"].sum()

@@ -8,8 +8,16 @@ most confident steps of failed ones. The hot path runs in Rust (``sas_core._core
 
 from sas_core._core import __version__, default_num_threads
 from sas_core.confidence import StepConfidences, step_confidences
-from sas_core.masks import Selection, grpo_advantages, keep_mask, select_steps, token_advantages
+from sas_core.masks import (
+    Selection,
+    StepSelection,
+    grpo_advantages,
+    keep_mask,
+    select_steps,
+    token_advantages,
+)
 from sas_core.offsets import segment_offsets
+from sas_core.options import SASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.torch_api import (
     TokenSelection,
@@ -19,9 +27,11 @@ from sas_core.torch_api import (
 )
 
 __all__ = [
+    "SASOptions",
     "Selection",
     "StepConfidences",
     "StepSegmenter",
+    "StepSelection",
     "TokenSelection",
     "__version__",
     "default_num_threads",

@@ -15,7 +15,6 @@ import numpy as np
 from sas_core import _core
 
 _INT_KINDS = "iu"
-_MAX_SEED = 2**64 - 1
 
 
 def is_torch(x: Any) -> bool:
@@ -102,23 +101,6 @@ def cu_seqlens_array(x: Any) -> np.ndarray:
     return int_array(x, "cu_seqlens", allow_int32=False)
 
 
-def ratio_value(ratio: Any) -> float:
-    if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
-        raise TypeError(f"ratio: must be a real number, got {type(ratio).__name__}")
-    r = float(ratio)
-    if not 0.0 <= r <= 1.0:  # also rejects NaN
-        raise ValueError(f"ratio: must be in [0, 1], got {ratio}")
-    return r
-
-
-def seed_value(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed: must be an integer, got {type(seed).__name__}")
-    if not 0 <= int(seed) <= _MAX_SEED:
-        raise ValueError(f"seed: must be in [0, 2**64), got {seed}")
-    return int(seed)
-
-
 MAX_THREADS: int = _core.MAX_THREADS  # the Rust core's bound (parallel::MAX_THREADS)
 
 
@@ -146,19 +128,3 @@ def ids_value(values: Any, name: str) -> list[int]:
     if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name}: must be a list of integer token ids, got {values!r}")
     return [count_value(v, name) for v in values]
-
-
-def finite_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: must be a real number, got {value!r}")
-    if not np.isfinite(float(value)):
-        raise ValueError(f"{name}: must be finite, got {value}")
-    return float(value)
-
-
-def choice_value(value: Any, name: str, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name}: must be a string, got {type(value).__name__}")
-    if value not in allowed:
-        raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
-    return value

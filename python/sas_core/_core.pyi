@@ -5,12 +5,20 @@ here and do no casting. Use the wrappers in ``sas_core`` (which normalise argume
 Every function releases the GIL while it computes, runs in parallel over rollouts on a
 fork-safe thread pool, and returns the same result for any ``num_threads``. Bad values
 raise ``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
+
+Option strings are parsed into the core's enums at the boundary: an unknown value is a
+``ValueError`` naming the option (the types below are ``sas_core.options``').
 """
 
 from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
+
+Mode = Literal["both", "correct", "failed"]
+SelectionRule = Literal["confidence", "random"]
+Granularity = Literal["step", "token"]
 
 __version__: str
 MAX_THREADS: int  # the most threads a call may ask for (256)
@@ -49,9 +57,9 @@ class StepTable:
         cu_seqlens: npt.NDArray[np.int64],
         correct: npt.NDArray[np.bool_],
         ratio: float,
-        mode: str,
-        selection: str,
-        granularity: str,
+        mode: Mode,
+        selection: SelectionRule,
+        granularity: Granularity,
         seed: int,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
@@ -59,30 +67,30 @@ class StepTable:
 
         Returns (keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
         """
-    def sas_advantages_padded(
+    def keep_mask_padded(
         self,
         response_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
         logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
         action_mask: npt.NDArray[np.bool_],
         correct: npt.NDArray[np.bool_],
-        advantages: npt.NDArray[np.float64],
         ratio: float,
-        mode: str,
-        selection: str,
-        granularity: str,
+        mode: Mode,
+        selection: SelectionRule,
+        granularity: Granularity,
         seed: int,
         num_threads: int | None = None,
     ) -> tuple[
-        npt.NDArray[np.float32],
+        npt.NDArray[np.bool_],
         npt.NDArray[np.uint32],
         npt.NDArray[np.uint32],
         npt.NDArray[np.uint32],
     ]:
-        """SAS advantages from padded (B, A) C-contiguous arrays, one rollout per row.
+        """Segmentation and selection of padded (B, A) C-contiguous arrays, one rollout
+        per row (``action_mask`` set on its response tokens, any padding side).
 
-        ``advantages`` (B,) is each row's advantage; the result (B, A) holds it on kept
-        response tokens and 0 on selected steps and off ``action_mask``. Also returns, per
-        row, the units, the selected units and the tokens those cover. Errors name the row.
+        Returns the keep mask (B, A) (False exactly on the response tokens of the
+        selected units) and, per row, the units, the selected units and the tokens those
+        cover. Errors name the row.
         """
 
 def keep_mask(
@@ -91,9 +99,9 @@ def keep_mask(
     cu_seqlens: npt.NDArray[np.int64],
     correct: npt.NDArray[np.bool_],
     ratio: float,
-    mode: str,
-    selection: str,
-    granularity: str,
+    mode: Mode,
+    selection: SelectionRule,
+    granularity: Granularity,
     seed: int,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
@@ -103,6 +111,10 @@ def grpo_advantages(
     rewards: npt.NDArray[np.float64], group_size: int, eps: float
 ) -> npt.NDArray[np.float64]:
     """(B,) (R - mean) / (std + eps) within consecutive groups; unbiased std."""
+
+def unit_key(seed: int, rollout: int, unit: int) -> int:
+    """The random key of unit ``unit`` of rollout ``rollout`` under ``seed`` (u64s):
+    ``selection="random"`` selects the k units with the smallest keys."""
 
 def default_num_threads() -> int:
     """``SAS_CORE_NUM_THREADS`` if set, else the CPUs available to this process."""

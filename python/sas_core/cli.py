@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import sas_core
+from sas_core.options import MODES, SASOptions
 from sas_core.progress import progress
 
 
@@ -158,6 +159,9 @@ def _inspect(args: argparse.Namespace) -> int:
     from sas_core.inspect_html import InspectRollout, render_page, step_table
     from sas_core.jsonl import read_jsonl
 
+    options = SASOptions(  # checked before any work; errors name the option
+        ratio=args.ratio, mode=args.mode, correct_threshold=args.correct_threshold
+    )
     encode, _ = _tokenizer_codec(args.tokenizer)
     seg = _segmenter(args.tokenizer)
     rollouts = []
@@ -169,7 +173,7 @@ def _inspect(args: argparse.Namespace) -> int:
             if "correct" in row:
                 correct = bool(row["correct"])
             elif "reward" in row:
-                correct = float(row["reward"]) > args.correct_threshold
+                correct = float(row["reward"]) > options.correct_threshold
             else:
                 if verifier is None:
                     from sas_core.math_reward import MathVerifier
@@ -190,8 +194,8 @@ def _inspect(args: argparse.Namespace) -> int:
         )
     if verifier is not None:
         verifier.close()
-    table = step_table(rollouts, seg, ratio=args.ratio, mode=args.mode)
-    Path(args.out).write_text(render_page(table, ratio=args.ratio, mode=args.mode))
+    table = step_table(rollouts, seg, ratio=options.ratio, mode=options.mode)
+    Path(args.out).write_text(render_page(table, ratio=options.ratio, mode=options.mode))
     print(f"wrote {args.out} ({len(rollouts)} rollouts)")
     return 0
 
@@ -268,9 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         "rollouts", help="JSONL: response or token_ids, logprobs, correct|reward|label"
     )
     ins.add_argument("--tokenizer", default="qwen2", help="'qwen2' or a local HF tokenizer dir")
-    ins.add_argument("--ratio", type=float, default=0.3)
-    ins.add_argument("--mode", default="both", choices=["both", "correct", "failed"])
-    ins.add_argument("--correct-threshold", type=float, default=0.5)
+    defaults = SASOptions()
+    ins.add_argument("--ratio", type=float, default=defaults.ratio)
+    ins.add_argument("--mode", default=defaults.mode, choices=MODES)
+    ins.add_argument("--correct-threshold", type=float, default=defaults.correct_threshold)
     ins.add_argument("--out", default="sas-inspect.html")
     ins.set_defaults(func=_inspect)
 

@@ -11,13 +11,20 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
+from sas_core.options import SASOptions, finite_value
 
-__all__ = ["Selection", "grpo_advantages", "keep_mask", "select_steps", "token_advantages"]
+__all__ = [
+    "Selection",
+    "StepSelection",
+    "grpo_advantages",
+    "keep_mask",
+    "select_steps",
+    "token_advantages",
+]
 
 
-class Selection(NamedTuple):
-    """What :func:`select_steps` chose.
+class StepSelection(NamedTuple):
+    """What :func:`select_steps` chose (formerly ``Selection``).
 
     keep: (N,) bool, False on the tokens of selected steps.
     n_units: (B,) uint32, steps (or in-step tokens at token granularity) per rollout.
@@ -27,6 +34,11 @@ class Selection(NamedTuple):
     keep: Any
     n_units: Any
     n_selected: Any
+
+
+Selection = StepSelection
+"""The former name of :class:`StepSelection` (a result; the Rust core's ``Selection``
+is an option), kept so that existing code runs."""
 
 
 def _torch_device(*xs: Any) -> Any:
@@ -47,14 +59,12 @@ def _back(a: np.ndarray, device: Any) -> Any:
 def option_args(
     ratio: Any, mode: Any, selection: Any, granularity: Any, seed: Any
 ) -> tuple[float, str, str, str, int]:
-    """The selection options, checked, in the order the Rust core takes them."""
-    return (
-        _arrays.ratio_value(ratio),
-        _arrays.choice_value(mode, "mode", MODES),
-        _arrays.choice_value(selection, "selection", SELECTIONS),
-        _arrays.choice_value(granularity, "granularity", GRANULARITIES),
-        _arrays.seed_value(seed),
+    """The selection options, checked by :class:`SASOptions`, in the order the Rust
+    core takes them."""
+    opts = SASOptions(
+        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed
     )
+    return opts.core_args()
 
 
 def select_steps(
@@ -69,7 +79,7 @@ def select_steps(
     granularity: str = "step",
     seed: int = 0,
     num_threads: int | None = None,
-) -> Selection:
+) -> StepSelection:
     """Selects the steps whose advantage SAS zeroes.
 
     Args:
@@ -101,7 +111,7 @@ def select_steps(
         *option_args(ratio, mode, selection, granularity, seed),
         _arrays.threads_value(num_threads),
     )
-    return Selection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+    return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
 
 
 def keep_mask(
@@ -148,7 +158,7 @@ def grpo_advantages(
     r = _arrays.to_numpy(rewards, "rewards")
     if r.dtype.kind not in "fiub":
         raise TypeError(f"rewards: must be numbers, got dtype {r.dtype}")
-    eps = _arrays.finite_float(eps, "eps")
+    eps = finite_value(eps, "eps")
     r = np.ascontiguousarray(r, dtype=np.float64)
     if (group_size is None) == (group_ids is None):
         raise TypeError("group_size: give exactly one of group_size and group_ids")

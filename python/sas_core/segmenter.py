@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import numbers
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.masks import Selection, _back, _torch_device, option_args
+from sas_core.masks import StepSelection, _back, _torch_device, option_args
 from sas_core.token_bytes import tokenizer_token_bytes
 
-__all__ = ["StepSegmenter"]
+__all__ = ["StepSegmenter", "model_vocab_rows"]
 
 
 class StepSegmenter:
@@ -75,6 +77,28 @@ class StepSegmenter:
             ids.extend(matches)
         return cls(token_bytes, vocab_size=vocab_size, think_end_ids=ids)
 
+    @classmethod
+    def for_model(
+        cls,
+        tok: Any,
+        model: Any = None,
+        *,
+        think_end: str | Sequence[str] | None = None,
+    ) -> StepSegmenter:
+        """:meth:`from_tokenizer`, sized to accept every id the model can sample.
+
+        Models often have more embedding rows than the tokenizer has entries (Qwen2:
+        151,936 rows for 151,665 tokens); a sampled padding id must segment (as a token
+        with no bytes), not fail. ``model`` is a model, its config, a config's
+        ``vocab_size`` as an int, or a name/path that ``transformers.AutoConfig`` reads
+        (locally); None or an unreadable one leaves the tokenizer's size.
+        """
+        seg = cls.from_tokenizer(tok, think_end=think_end)
+        rows = model_vocab_rows(model)
+        if rows > seg.vocab_size:
+            seg = cls(seg.token_bytes, vocab_size=rows, think_end_ids=seg.think_end_ids)
+        return seg
+
     @property
     def vocab_size(self) -> int:
         return self._table.vocab_size
@@ -83,6 +107,42 @@ class StepSegmenter:
         return (
             f"StepSegmenter(entries={len(self.token_bytes)}, vocab_size={self.vocab_size}, "
             f"think_end_ids={list(self.think_end_ids)})"
+        )
+
+    def select_padded(
+        self,
+        response_ids: np.ndarray,
+        logprobs: np.ndarray,
+        action_mask: np.ndarray,
+        correct: np.ndarray,
+        *,
+        ratio: float = 0.3,
+        mode: str = "both",
+        selection: str = "confidence",
+        granularity: str = "step",
+        seed: int = 0,
+        num_threads: int | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Segments and selects every row of a padded (B, A) batch, in place.
+
+        Args:
+            response_ids: (B, A) int32/int64; logprobs: (B, A) float32/float64;
+                action_mask: (B, A) bool, set on response tokens (any padding side);
+                correct: (B,) bool. C-contiguous numpy arrays, read without copying.
+            Other arguments: see :func:`sas_core.select_steps`.
+
+        Returns:
+            keep: (B, A) bool, False exactly on the response tokens of selected units.
+            n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
+            and the response tokens those cover. Errors name the row.
+        """
+        return self._table.keep_mask_padded(
+            response_ids,
+            logprobs,
+            action_mask,
+            correct,
+            *option_args(ratio, mode, selection, granularity, seed),
+            _arrays.threads_value(num_threads),
         )
 
     def segment_with_counts(
@@ -127,7 +187,7 @@ class StepSegmenter:
         granularity: str = "step",
         seed: int = 0,
         num_threads: int | None = None,
-    ) -> Selection:
+    ) -> StepSelection:
         """Segments and selects in one fused pass: ``select_steps(segment(ids), ...)``.
 
         Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
@@ -142,4 +202,24 @@ class StepSegmenter:
             _arrays.threads_value(num_threads),
         )
         device = _torch_device(token_ids, logprobs, cu_seqlens, correct)
-        return Selection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+        return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+
+
+def model_vocab_rows(model: Any) -> int:
+    """Embedding rows of ``model`` (see :meth:`StepSegmenter.for_model`), 0 if unknown."""
+    if model is None:
+        return 0
+    if isinstance(model, numbers.Integral) and not isinstance(model, bool):
+        return int(model)
+    if isinstance(model, str | os.PathLike):
+        try:
+            from transformers import AutoConfig
+
+            model = AutoConfig.from_pretrained(os.fspath(model), local_files_only=True)
+        except Exception:  # offline, custom code, ...: the tokenizer's size will do
+            return 0
+    config = getattr(model, "config", model)
+    if hasattr(config, "get_text_config"):  # multimodal configs nest the text model's
+        config = config.get_text_config()
+    rows = getattr(config, "vocab_size", None)
+    return int(rows) if isinstance(rows, numbers.Integral) and not isinstance(rows, bool) else 0

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from sas_core import _arrays
-from sas_core.masks import grpo_advantages, option_args
+from sas_core.masks import grpo_advantages
+from sas_core.options import SASOptions, finite_value
+from sas_core.stats import SASStats, batch_stats, rollout_stats
 
 if TYPE_CHECKING:
     import torch
@@ -46,7 +48,7 @@ def sas_advantages(
     eps: float = 1e-6,
     nonfinite: str = "raise",
     num_threads: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, SASStats]:
     """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
 
     Args:
@@ -76,7 +78,7 @@ def sas_advantages(
         raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
     reward_np = rewards.detach().double().cpu().numpy()
     if correct is None:
-        correct = reward_np > _arrays.finite_float(correct_threshold, "correct_threshold")
+        correct = reward_np > finite_value(correct_threshold, "correct_threshold")
     rollout_adv = grpo_advantages(reward_np, group_size, group_ids=group_ids, eps=eps)
     return sas_token_advantages(
         response_ids,
@@ -103,12 +105,24 @@ class TokenSelection(NamedTuple):
     n_units: (B,) uint32 steps (or in-step tokens at token granularity) per rollout.
     n_selected: (B,) uint32 units selected per rollout.
     n_zeroed: (B,) uint32 response tokens whose advantage SAS zeroes, per rollout.
+    nonfinite: (B,) bool, rollouts left unselected for NaN/inf log-probs
+        (``nonfinite="keep"``).
     """
 
     keep: Any
     n_units: np.ndarray
     n_selected: np.ndarray
     n_zeroed: np.ndarray
+    nonfinite: np.ndarray
+
+    def stats(self, action_mask: Any, correct: Any, truncated: Any = None) -> dict[str, np.ndarray]:
+        """Per-rollout ``sas/...`` statistics (:func:`sas_core.stats.rollout_stats`)."""
+        tokens = _mask_array(action_mask).sum(axis=1)
+        c = _arrays.bool_array(correct, "correct")
+        t = None if truncated is None else _arrays.bool_array(truncated, "truncated")
+        return rollout_stats(
+            self.n_units, self.n_selected, self.n_zeroed, tokens, c, self.nonfinite, t
+        )
 
 
 def _check_padded(
@@ -132,30 +146,27 @@ def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
     return action_mask.detach().cpu().bool().contiguous().numpy()
 
 
-NONFINITE = ("raise", "keep")
-
-
 def _padded_core(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
     mask: np.ndarray,
     correct: np.ndarray,
     segmenter: StepSegmenter,
-    options: tuple[float, str, str, str, int],
+    options: SASOptions,
     num_threads: int | None,
-    nonfinite: str = "raise",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The Rust padded kernel: (B, A) kept (True on kept response tokens, False on
-    selected ones and off the mask) and per-rollout counts.
+    """:meth:`StepSegmenter.select_padded` on the CPU arrays of the tensors: (B, A)
+    keep (False exactly on the selected response tokens), per-rollout counts, and the
+    rollouts left unselected for non-finite log-probs.
 
     It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
     ids and float32/float64 log-probs). Advantages are applied by the caller in the
     output's dtype, so a float64 advantage is never rounded through float32.
 
-    ``nonfinite="keep"``: a rollout whose log-probs hold NaN or inf on its response
-    tokens gets no unit selected (its advantage stands, as GRPO's would); the last
-    array returned flags those rollouts. Selection is per rollout, so the others are
-    exactly what they would be without it. ``"raise"``: the core raises.
+    ``options.nonfinite == "keep"``: a rollout whose log-probs hold NaN or inf on its
+    response tokens gets no unit selected (its advantage stands, as GRPO's would).
+    Selection is per rollout, so the others are exactly what they would be without it.
+    ``"raise"``: the core raises.
     """
     import torch
 
@@ -170,31 +181,30 @@ def _padded_core(
     if lp.element_size() < 4:
         lp = lp.float()
     lp_np = lp.cpu().contiguous().numpy()
-    nonfinite = _arrays.choice_value(nonfinite, "nonfinite", NONFINITE)
     bad_rows = np.zeros(mask.shape[0], dtype=bool)
-    if nonfinite == "keep":
+    if options.nonfinite == "keep":
         bad = ~np.isfinite(lp_np) & mask
         bad_rows = bad.any(axis=1)
         if bad_rows.any():
             lp_np = np.where(bad, 0.0, lp_np).astype(lp_np.dtype)
-    ones = np.ones(mask.shape[0], dtype=np.float64)
-    kept, n_units, n_selected, n_zeroed = segmenter._table.sas_advantages_padded(
+    ratio, mode, selection, granularity, seed = options.core_args()
+    keep, n_units, n_selected, n_zeroed = segmenter.select_padded(
         ids.cpu().contiguous().numpy(),
         lp_np,
         mask,
         correct,
-        ones,
-        *options,
-        _arrays.threads_value(num_threads),
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        num_threads=num_threads,
     )
-    # With advantage 1 per rollout the kernel writes 1.0 on kept response tokens and
-    # 0.0 on selected ones and off the mask.
-    kept = kept != 0.0
     if bad_rows.any():
-        kept[bad_rows] = mask[bad_rows]
+        keep[bad_rows] = True
         n_selected[bad_rows] = 0
         n_zeroed[bad_rows] = 0
-    return kept, n_units, n_selected, n_zeroed, bad_rows
+    return keep, n_units, n_selected, n_zeroed, bad_rows
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -231,13 +241,20 @@ def sas_token_selection(
 
     shape = _check_padded(response_ids, logprobs, action_mask)
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
-    opts = option_args(ratio, mode, selection, granularity, seed)
-    mask = _mask_array(action_mask)
-    kept, n_units, n_selected, n_zeroed, _ = _padded_core(
-        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads, nonfinite
+    opts = SASOptions(
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        nonfinite=nonfinite,
     )
-    keep = kept | ~mask  # off the mask nothing is selected
-    return TokenSelection(torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed)
+    keep, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
+        response_ids, logprobs, _mask_array(action_mask), correct_np, segmenter, opts, num_threads
+    )
+    return TokenSelection(
+        torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed, bad_rows
+    )
 
 
 def sas_token_advantages(
@@ -255,7 +272,7 @@ def sas_token_advantages(
     seed: int = 0,
     nonfinite: str = "raise",
     num_threads: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, SASStats]:
     """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
 
     The building block for trainers that compute their own per-rollout advantage
@@ -270,10 +287,10 @@ def sas_token_advantages(
 
     Returns:
         advantages: (B, A) on ``logprobs``' device and dtype.
-        stats: frac_tokens_zeroed (of response tokens), steps_per_rollout,
-            zeroed_steps_correct / zeroed_steps_failed (mean zeroed steps per correct /
-            failed rollout), frac_correct, nonfinite_rollouts (rollouts left unselected
-            for NaN/inf log-probs under ``nonfinite="keep"``).
+        stats: the batch's ``sas/...`` statistics (:mod:`sas_core.stats`, the names every
+            integration logs), e.g. ``sas/zeroed_token_frac``, ``sas/steps``,
+            ``sas/nonfinite_rollouts`` (rollouts left unselected for NaN/inf log-probs
+            under ``nonfinite="keep"``).
 
     ``nonfinite``: "raise" (default) or "keep" (a rollout with NaN/inf log-probs keeps
     its whole advantage; for long runs that must survive one bad rollout).
@@ -284,31 +301,32 @@ def sas_token_advantages(
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
-    opts = option_args(ratio, mode, selection, granularity, seed)
-    kept, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
-        response_ids,
-        logprobs,
-        _mask_array(action_mask),
-        correct_np,
-        segmenter,
-        opts,
-        num_threads,
-        nonfinite,
+    opts = SASOptions(
+        ratio=ratio,
+        mode=mode,
+        selection=selection,
+        granularity=granularity,
+        seed=seed,
+        nonfinite=nonfinite,
+    )
+    mask = _mask_array(action_mask)
+    keep, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
+        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads
     )
     dtype, device = logprobs.dtype, logprobs.device
     per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
-    out = torch.from_numpy(kept).to(device=device, dtype=dtype) * per_rollout
+    out = torch.from_numpy(keep & mask).to(device=device, dtype=dtype) * per_rollout
 
-    n_tokens = max(int(action_mask.sum()), 1)
-    n_sel = n_selected.astype(np.float64)
-    n_correct = int(correct_np.sum())
-    n_failed = correct_np.size - n_correct
-    stats = {
-        "frac_tokens_zeroed": float(n_zeroed.sum()) / n_tokens,
+    tokens = mask.sum(axis=1)
+    per_rollout = rollout_stats(n_units, n_selected, n_zeroed, tokens, correct_np, bad_rows)
+    c = correct_np
+    sel = n_selected.astype(np.float64)
+    legacy = {  # sas-core 0.1's names and meanings (deprecated)
+        "frac_tokens_zeroed": float(n_zeroed.sum()) / max(int(tokens.sum()), 1),
         "steps_per_rollout": float(n_units.mean()) if n_units.size else 0.0,
-        "zeroed_steps_correct": float(n_sel[correct_np].sum()) / max(n_correct, 1),
-        "zeroed_steps_failed": float(n_sel[~correct_np].sum()) / max(n_failed, 1),
-        "frac_correct": n_correct / max(correct_np.size, 1),
+        "zeroed_steps_correct": float(sel[c].sum()) / max(int(c.sum()), 1),
+        "zeroed_steps_failed": float(sel[~c].sum()) / max(int((~c).sum()), 1),
+        "frac_correct": float(c.mean()) if c.size else 0.0,
         "nonfinite_rollouts": int(bad_rows.sum()),
     }
-    return out, stats
+    return out, batch_stats(per_rollout, legacy)

@@ -45,7 +45,7 @@ DEFAULT_ARMS = ("grpo", "sas")
 @dataclass
 class RLConfig:
     steps: int = 200  # optimisation steps
-    limit: int = 64  # the training window L (tokens)
+    limit: int = 96  # the training window L (tokens)
     num_generations: int = 8
     prompts_per_step: int = 4
     num_iterations: int = 2

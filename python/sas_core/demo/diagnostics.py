@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -93,6 +94,9 @@ class RolloutRecorder:
     # (phase, "correct"|"failed", role) -> zeroed steps; (phase, outcome, role) -> all steps
     zeroed: Counter = field(default_factory=Counter)
     steps: Counter = field(default_factory=Counter)
+    # blank-line steps of every rollout, and rollouts where SAS's k = floor(0.3 n) >= 2
+    rollout_steps: Counter = field(default_factory=Counter)
+    k_two_or_more: Counter = field(default_factory=Counter)
 
     def phase(self, step: int) -> str:
         return "late" if step >= self.total_steps / 2 else "early"
@@ -113,6 +117,9 @@ class RolloutRecorder:
             mixed = any(ok[i] for i in group)
             for i in group:
                 self.rollouts[ph] += 1
+                n = len(token_steps(list(texts[i])))
+                self.rollout_steps[ph] += n
+                self.k_two_or_more[ph] += math.floor(0.3 * n + 1e-9) >= 2  # as the core
                 if ok[i]:
                     continue
                 sound = truncated_but_sound(problems[i], texts[i], finished[i])
@@ -144,8 +151,11 @@ class RolloutRecorder:
         out: dict = {}
         for ph in ("early", "late"):
             failed = self.failed[ph]
+            n = self.rollouts[ph]
             out[ph] = {
-                "rollouts": self.rollouts[ph],
+                "rollouts": n,
+                "steps_per_rollout": self.rollout_steps[ph] / n if n else None,
+                "k_two_or_more_share": self.k_two_or_more[ph] / n if n else None,
                 "failed": failed,
                 "truncated_share_of_failed": self.truncated[ph] / failed if failed else None,
                 "truncated_sound_share_of_failed": (

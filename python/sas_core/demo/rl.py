@@ -145,8 +145,8 @@ def post_train(
             ("entropy", "entropy"),
             ("reward", "train_reward"),
             ("clip_ratio/region_mean", "clip_ratio"),
-            ("sas/frac_tokens_zeroed", "sas_frac_tokens_zeroed"),
-            ("sas/steps_per_rollout", "sas_steps_per_rollout"),
+            ("sas/zeroed_token_frac", "sas_frac_tokens_zeroed"),
+            ("sas/steps", "sas_steps_per_rollout"),
         ):
             values = [h[key] for h in logs if key in h]
             row[name] = float(np.mean(values)) if values else None

@@ -37,7 +37,7 @@ class DemoConfig:
     sft_steps: int = 800
     sft_batch: int = 64
     sft_lr: float = 3e-3
-    eval_per_length: int = 6  # held-out problems per chain length
+    eval_per_length: int = 5  # held-out problems per chain length
     audit_samples: int = 4
     rl: RLConfig = field(default_factory=RLConfig)
 

@@ -1,4 +1,4 @@
-"""The synthetic task: chained additions of 3-10 labelled terms, solved in blank-line steps.
+"""The synthetic task: chained additions of 5-14 labelled terms, solved in blank-line steps.
 
 A problem is ``"A3B4C2D5="``: each term carries a letter, so the next term to add is
 found by label (the letter after the last one used), which a two-layer model learns
@@ -6,8 +6,9 @@ reliably. A solution adds left to right and ends in ``\\boxed{answer}``. Three k
 step exist, so that the demo knows every step's role:
 
 - **careful**: one addition, ``C 7+2=9``. Always right in the warm-up data. One step
-  per term makes long chains long: a careful solution fits the RL window L = 64 tokens
-  up to about 6 terms, and 2L up to 10.
+  per term makes long chains long: a careful solution fits the RL window L = 96 tokens
+  up to about 8 terms, and 2L up to 14. Every solution has at least 5 steps and most
+  have 7 or more, so SAS's k = floor(0.3 n) is 2 or more for most rollouts.
 - **shortcut**: two additions merged, ``CD 7+2+5=14``. Shorter, but wrong in
   ``SHORTCUT_ERROR`` of the warm-up data (compressed reasoning is less reliable), so a
   policy that compresses to fit the window loses accuracy.
@@ -30,11 +31,11 @@ from enum import Enum
 BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 CAREFUL = re.compile(r"^([A-Z]) (\d+)\+(\d+)=(\d+)$")
 SHORTCUT = re.compile(r"^([A-Z])([A-Z]) (\d+)\+(\d+)\+(\d+)=(\d+)$")
-LABELS = "ABCDEFGHIJKL"
+LABELS = "ABCDEFGHIJKLMN"
 HESITATION = re.compile(r"^wait, \d+\?$")
 ANSWER = re.compile(r"^\\boxed\{(\d+)\}$")
 
-MIN_TERMS, MAX_TERMS = 3, 10
+MIN_TERMS, MAX_TERMS = 5, 14
 SHORTCUT_ERROR = 0.1  # share of wrong merged steps in the warm-up data
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-ALPHABET = "0123456789+=\\{}abdeinostwx,? \nABCDEFGHIJKL"
+ALPHABET = "0123456789+=\\{}abdeinostwx,? \nABCDEFGHIJKLMN"
 SPECIAL = ["<pad>", "<eos>"]
 
 

@@ -30,7 +30,7 @@ for _package in ("torch", "transformers", "trl"):  # before touching TRL's inter
 import torch  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-from sas_core.reference import GRANULARITIES, MODES, SELECTIONS  # noqa: E402
+from sas_core.options import SASOptions  # noqa: E402
 from sas_core.segmenter import StepSegmenter  # noqa: E402
 from sas_core.torch_api import sas_token_advantages  # noqa: E402
 
@@ -83,16 +83,20 @@ class SASGRPOConfig(GRPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not 0.0 <= float(self.ratio) <= 1.0:
-            raise ValueError(f"ratio: must be in [0, 1], got {self.ratio}")
-        for name, value, allowed in (
-            ("mode", self.mode, MODES),
-            ("selection", self.selection, SELECTIONS),
-            ("granularity", self.granularity, GRANULARITIES),
-            ("nonfinite", self.nonfinite, ("raise", "keep")),
-        ):
-            if value not in allowed:
-                raise ValueError(f"{name}: must be one of {allowed}, got {value!r}")
+        self.sas_options()  # validates, naming the option
+
+    def sas_options(self) -> SASOptions:
+        """The SAS options of this config (the seed of random selection is the
+        trainer's, varied per batch)."""
+        return SASOptions(
+            ratio=self.ratio,
+            mode=self.mode,
+            selection=self.selection,
+            granularity=self.granularity,
+            correct_threshold=self.correct_threshold,
+            nonfinite=self.nonfinite,
+            think_end=self.think_end,
+        )
 
 
 def _tokenizer_of(processing_class: Any) -> Any:
@@ -113,10 +117,8 @@ class SASGRPOTrainer(GRPOTrainer):
                 f"correctness_reward: {self.args.correctness_reward!r} is not one of the reward "
                 f"functions {self.reward_func_names}"
             )
-        tok = _tokenizer_of(self.processing_class)
-        rows = getattr(getattr(self.model, "config", None), "vocab_size", None) or 0
-        self.sas_segmenter = StepSegmenter.from_tokenizer(
-            tok, vocab_size=max(rows, len(tok)), think_end=self.args.think_end
+        self.sas_segmenter = StepSegmenter.for_model(
+            _tokenizer_of(self.processing_class), self.model, think_end=self.args.think_end
         )
         self._sas_rewards_per_func: torch.Tensor | None = None
         self._sas_batches = 0
@@ -179,16 +181,17 @@ class SASGRPOTrainer(GRPOTrainer):
             seed=(int(self.args.seed) << 32) + self._sas_batches,
             nonfinite=self.args.nonfinite,
         )
-        if stats["nonfinite_rollouts"] and not self._sas_warned_nonfinite:
+        bad = int(stats["sas/nonfinite_rollouts"])
+        if bad and not self._sas_warned_nonfinite:
             self._sas_warned_nonfinite = True
             warnings.warn(
-                f"SAS: {stats['nonfinite_rollouts']} rollout(s) had NaN/inf log-probs; they "
+                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they "
                 "keep their GRPO advantage (counted in sas/nonfinite_rollouts; warned once)",
                 RuntimeWarning,
                 stacklevel=2,
             )
         out["advantages"] = adv.to(out["advantages"].dtype)
         mode = "train" if self.model.training else "eval"
-        for name, value in stats.items():
-            self._metrics[mode][f"sas/{name}"].append(value)
+        for name, value in stats.items():  # the sas/... names of sas_core.stats
+            self._metrics[mode][name].append(value)
         return out

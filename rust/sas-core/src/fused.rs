@@ -10,14 +10,14 @@
 
 use std::ops::Range;
 
+use crate::confidence::{check_finite, slice_mean, LogProb};
 use crate::error::Result;
+use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
+use crate::scratch::Scratch;
 use crate::segment::{segment_rollout_with, TokenId};
-use crate::select::{
-    check_finite, choose_units, keep_mask_packed, slice_mean, Granularity, LogProb, Scratch,
-    SelectOptions, Selected,
-};
+use crate::select::{choose_units, keep_mask_packed, Selected};
 use crate::vocab::StepTable;
 
 /// Tokens of run `j` of a rollout of `len` tokens.
@@ -62,6 +62,20 @@ pub(crate) fn select_runs<I: TokenId, L: LogProb>(
 }
 
 /// Keep mask of a packed batch straight from token ids and log-probs.
+///
+/// ```
+/// use sas_core::{sas_mask_packed, Packed, SelectOptions, StepTable};
+/// let table = StepTable::from_bytes(&[&b"x"[..], b"\n\n"], None, &[]).unwrap();
+/// // One failed rollout "x\n\nx\n\nx" of three steps; the first is the most confident.
+/// let ids: [i64; 5] = [0, 1, 0, 1, 0];
+/// let lps = [-0.1f32, -0.1, -1.0, -1.0, -2.0];
+/// let cu = [0i64, 5];
+/// let opts = SelectOptions { ratio: 0.34, ..SelectOptions::default() };
+/// let sel =
+///     sas_mask_packed(&table, &ids, &lps, &Packed::new(&cu).unwrap(), &[false], &opts, 1)
+///         .unwrap();
+/// assert_eq!(sel.keep, [false, false, true, true, true]);
+/// ```
 pub fn sas_mask_packed<I: TokenId, L: LogProb>(
     table: &StepTable,
     ids: &[I],
@@ -102,8 +116,8 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::{Mode, Selection};
     use crate::segment_packed;
-    use crate::select::{Mode, Selection};
     use crate::testutil;
 
     #[test]

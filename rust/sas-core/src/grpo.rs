@@ -4,6 +4,14 @@ use crate::error::{Result, SasError};
 
 /// A = (R - mean) / (std + eps) within each group of `group_size` consecutive rollouts,
 /// with the unbiased standard deviation (torch's default), computed in f64.
+///
+/// ```
+/// let adv = sas_core::grpo_advantages(&[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], 3, 0.0).unwrap();
+/// // Each group of 3 is normalised on its own: one success among three, then two.
+/// let s = 1.0 / 3f64.sqrt(); // (1 - 1/3) / std, std = sqrt(1/3)
+/// assert!((adv[0] - 2.0 * s).abs() < 1e-12 && (adv[1] + s).abs() < 1e-12);
+/// assert!((adv[3] + 2.0 * s).abs() < 1e-12 && (adv[4] - s).abs() < 1e-12);
+/// ```
 pub fn grpo_advantages(rewards: &[f64], group_size: usize, eps: f64) -> Result<Vec<f64>> {
     if group_size < 2 {
         return Err(SasError::new(

@@ -11,14 +11,21 @@
 //!    selected steps);
 //!    ([`fused::sas_mask_packed`] does 1 and 2 in one pass per rollout);
 //! 3. [`grpo::grpo_advantages`]: the per-rollout GRPO advantage that the mask multiplies.
+//!
+//! [`padded::keep_mask_padded`] does 1 and 2 on the padded (B, A) arrays trainers hold.
+//! Modules by concern: [`options`] (what to select), [`confidence`] (a step's score),
+//! [`select`] (ranking and masks), [`segment`] and [`vocab`] (steps from token ids).
 
+pub mod confidence;
 pub mod error;
 pub mod fused;
 pub mod grpo;
+pub mod options;
 pub mod packed;
 pub mod padded;
 pub mod parallel;
 pub mod rng;
+mod scratch;
 pub mod segment;
 pub mod select;
 pub mod vocab;
@@ -26,11 +33,14 @@ pub mod vocab;
 #[cfg(test)]
 mod testutil;
 
+pub use confidence::{LaneSum, LogProb};
 pub use error::{Result, SasError};
 pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;
+pub use options::{n_selected, Granularity, Mode, SelectOptions, Selection};
 pub use packed::Packed;
-pub use padded::{sas_advantages_padded, Padded, PaddedAdvantages};
+pub use padded::{keep_mask_padded, Padded, PaddedSelection};
+pub use rng::unit_key;
 pub use segment::{segment_packed, TokenId};
-pub use select::{keep_mask_packed, Granularity, Mode, SelectOptions, Selected, Selection};
+pub use select::{keep_mask_packed, Selected};
 pub use vocab::{StepTable, TokenClass};

@@ -1,16 +1,21 @@
-//! SAS advantages straight from padded (B, A) arrays, the layout trainers hold.
+//! The SAS keep mask straight from padded (B, A) arrays, the layout trainers hold.
 //!
 //! Packing a padded batch and scattering the result back cost more than the SAS
 //! kernel itself (see benchmarks/README.md). Here each row is gathered into per-thread
-//! buffers, segmented and selected there, and its advantages are written straight into
-//! the (B, A) output: no batch-sized intermediate array.
+//! buffers, segmented and selected there, and its keep flags are written straight into
+//! the (B, A) output: no batch-sized intermediate array. The caller multiplies its
+//! advantages by the mask in whatever dtype and layout it holds them (one per rollout
+//! as GRPO's, or per token as with a KL penalty in the reward).
 
+use crate::confidence::LogProb;
 use crate::error::{Result, SasError};
 use crate::fused::{run_range, select_runs};
+use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
+use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
-use crate::select::{select_rollout, Granularity, LogProb, Rollout, Scratch, SelectOptions};
+use crate::select::{select_rollout, Rollout};
 use crate::vocab::StepTable;
 
 /// A padded batch: row-major (B, width) arrays and one rollout per row.
@@ -21,15 +26,14 @@ pub struct Padded<'a, I, L> {
     pub mask: &'a [bool],
     pub width: usize,
     pub correct: &'a [bool],
-    /// The rollout's advantage (e.g. GRPO's), given to its kept tokens.
-    pub advantages: &'a [f64],
 }
 
-/// Per-token advantages (B*width, row-major; 0 off the mask and on selected steps),
-/// and per row the number of units, of selected units and of tokens they cover.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PaddedAdvantages {
-    pub advantages: Vec<f32>,
+/// The keep mask (B*width, row-major; false exactly on the response tokens of the
+/// selected units, true elsewhere, padding included), and per row the number of units,
+/// of selected units and of tokens they cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaddedSelection {
+    pub keep: Vec<bool>,
     pub n_units: Vec<u32>,
     pub n_selected: Vec<u32>,
     pub n_zeroed_tokens: Vec<u32>,
@@ -51,12 +55,6 @@ impl<I, L> Padded<'_, I, L> {
                 ));
             }
         }
-        if self.advantages.len() != rows {
-            return Err(SasError::new(
-                "advantages",
-                format!("has {} entries for {rows} rows", self.advantages.len()),
-            ));
-        }
         Ok(rows)
     }
 }
@@ -72,18 +70,36 @@ fn in_row(b: usize) -> impl Fn(SasError) -> SasError {
     }
 }
 
-pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
+/// Segments and selects every row of a padded batch.
+///
+/// ```
+/// use sas_core::{keep_mask_padded, Padded, SelectOptions, StepTable};
+/// // A three-token vocabulary: "a", "b" and a blank line.
+/// let table = StepTable::from_bytes(&[&b"a"[..], b"b", b"\n\n"], None, &[]).unwrap();
+/// // One correct rollout of four steps, "a|a|b|b" (the last one unterminated), and a
+/// // padding column.
+/// let ids: [i64; 8] = [0, 2, 0, 2, 1, 2, 1, 0];
+/// let lps = [-0.1, -0.1, -2.0, -0.1, -0.2, -0.1, -0.3, 0.0];
+/// let mask = [true, true, true, true, true, true, true, false];
+/// let batch = Padded { ids: &ids, logprobs: &lps, mask: &mask, width: 8, correct: &[true] };
+/// let opts = SelectOptions { ratio: 0.3, ..SelectOptions::default() };
+/// let out = keep_mask_padded(&table, &batch, &opts, 1).unwrap();
+/// // k = floor(0.3 * 4) = 1: the least confident step of a correct rollout, the second.
+/// assert_eq!(out.keep, [true, true, false, false, true, true, true, true]);
+/// assert_eq!((out.n_units[0], out.n_selected[0], out.n_zeroed_tokens[0]), (4, 1, 2));
+/// ```
+pub fn keep_mask_padded<I: TokenId, L: LogProb>(
     table: &StepTable,
     batch: &Padded<'_, I, L>,
     opts: &SelectOptions,
     threads: usize,
-) -> Result<PaddedAdvantages> {
+) -> Result<PaddedSelection> {
     opts.validate()?;
     let rows = batch.check()?;
     let w = batch.width;
     let cu: Vec<i64> = (0..=rows).map(|b| (b * w) as i64).collect();
     let packed = Packed::new(&cu)?;
-    let mut out = vec![0.0f32; rows * w];
+    let mut out = vec![true; rows * w];
     let results = map_rollouts(
         &packed,
         &mut out,
@@ -99,9 +115,8 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
                     lps.push(batch.logprobs[r.start + j].to_f64());
                 }
             }
-            let adv = batch.advantages[b] as f32;
             let correct = batch.correct[b];
-            row.fill(0.0);
+            row.fill(true);
             let result = if opts.granularity == Granularity::Step {
                 select_runs(table, &ids, &lps, correct, b, 0, opts, s).map(|(n, k)| {
                     s.chosen.clear();
@@ -111,12 +126,12 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
                     }
                     let mut zeroed_tokens = 0;
                     for (j, &(_, step)) in s.runs.iter().enumerate() {
-                        let zeroed = step >= 0 && s.chosen[step as usize];
-                        let value = if zeroed { 0.0 } else { adv };
-                        let cols = &pos[run_range(&s.runs, j, ids.len())];
-                        zeroed_tokens += if zeroed { cols.len() as u32 } else { 0 };
-                        for &p in cols {
-                            row[p as usize] = value;
+                        if step >= 0 && s.chosen[step as usize] {
+                            let cols = &pos[run_range(&s.runs, j, ids.len())];
+                            zeroed_tokens += cols.len() as u32;
+                            for &p in cols {
+                                row[p as usize] = false;
+                            }
                         }
                     }
                     (n as u32, k as u32, zeroed_tokens)
@@ -139,7 +154,7 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
                     select_rollout(&rollout, opts, s, &mut keep)
                 });
                 for (&p, &k) in pos.iter().zip(&keep) {
-                    row[p as usize] = if k { adv } else { 0.0 };
+                    row[p as usize] = k;
                 }
                 let zeroed_tokens = keep.iter().filter(|&&k| !k).count() as u32;
                 (s.steps, s.keep) = (steps, keep);
@@ -150,8 +165,8 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
         },
     );
     let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
-    Ok(PaddedAdvantages {
-        advantages: out,
+    Ok(PaddedSelection {
+        keep: out,
         n_units: counts.iter().map(|c| c.0).collect(),
         n_selected: counts.iter().map(|c| c.1).collect(),
         n_zeroed_tokens: counts.iter().map(|c| c.2).collect(),
@@ -161,8 +176,7 @@ pub fn sas_advantages_padded<I: TokenId, L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpo::grpo_advantages;
-    use crate::select::{Mode, Selection};
+    use crate::options::{Mode, Selection};
     use crate::testutil;
     use crate::{keep_mask_packed, segment_packed};
 
@@ -179,8 +193,6 @@ mod tests {
                 .collect();
             let mask: Vec<bool> = (0..rows * width).map(|_| next() % 4 != 0).collect();
             let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
-            let rewards: Vec<f64> = correct.iter().map(|&c| c as u8 as f64).collect();
-            let adv = grpo_advantages(&rewards, 2, 1e-6).unwrap();
             // Pack by hand.
             let (mut pids, mut plps, mut cu) = (vec![], vec![], vec![0i64]);
             for b in 0..rows {
@@ -209,9 +221,8 @@ mod tests {
                     mask: &mask,
                     width,
                     correct: &correct,
-                    advantages: &adv,
                 };
-                let got = sas_advantages_padded(&table, &batch, &opts, 2).unwrap();
+                let got = keep_mask_padded(&table, &batch, &opts, 2).unwrap();
                 assert_eq!(got.n_units, sel.n_units);
                 assert_eq!(got.n_selected, sel.n_selected);
                 let zeroed: Vec<u32> = (0..rows)
@@ -226,13 +237,12 @@ mod tests {
                 let mut t = 0;
                 for b in 0..rows {
                     for j in 0..width {
-                        let v = got.advantages[b * width + j];
+                        let v = got.keep[b * width + j];
                         if mask[b * width + j] {
-                            let want = if sel.keep[t] { adv[b] as f32 } else { 0.0 };
-                            assert_eq!(v, want);
+                            assert_eq!(v, sel.keep[t]);
                             t += 1;
                         } else {
-                            assert_eq!(v, 0.0);
+                            assert!(v, "padding is never selected");
                         }
                     }
                 }
@@ -243,34 +253,27 @@ mod tests {
     #[test]
     fn padded_errors_name_the_row() {
         let table = StepTable::from_bytes(&[b"a".as_slice()], None, &[]).unwrap();
-        let opts = SelectOptions {
-            ratio: 0.3,
-            mode: Mode::Both,
-            selection: Selection::Confidence,
-            granularity: Granularity::Step,
-            seed: 0,
-        };
+        let opts = SelectOptions::default();
         let batch = |ids: &'static [i64], lps: &'static [f64]| Padded {
             ids,
             logprobs: lps,
             mask: &[true, true, false, true],
             width: 2,
             correct: &[true, false],
-            advantages: &[1.0, -1.0],
         };
-        let e = sas_advantages_padded(&table, &batch(&[0, 0, 0, 5], &[0.0; 4]), &opts, 1);
+        let e = keep_mask_padded(&table, &batch(&[0, 0, 0, 5], &[0.0; 4]), &opts, 1);
         let e = e.unwrap_err();
         assert_eq!(e.arg, "response_ids");
         assert!(e.msg.starts_with("row 1:"), "{}", e.msg);
         // A NaN under the mask is an error; off the mask it is padding.
-        let e = sas_advantages_padded(
+        let e = keep_mask_padded(
             &table,
             &batch(&[0; 4], &[0.0, f64::NAN, 0.0, 0.0]),
             &opts,
             1,
         );
         assert_eq!(e.unwrap_err().arg, "logprobs");
-        assert!(sas_advantages_padded(
+        assert!(keep_mask_padded(
             &table,
             &batch(&[0; 4], &[0.0, 0.0, f64::NAN, 0.0]),
             &opts,
@@ -282,9 +285,7 @@ mod tests {
             ..batch(&[0; 4], &[0.0; 4])
         };
         assert_eq!(
-            sas_advantages_padded(&table, &short, &opts, 1)
-                .unwrap_err()
-                .arg,
+            keep_mask_padded(&table, &short, &opts, 1).unwrap_err().arg,
             "response_ids"
         );
     }

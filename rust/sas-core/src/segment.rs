@@ -130,8 +130,20 @@ where
     Ok(n_steps)
 }
 
-/// Segments a packed batch. Returns the step id of every token; `steps_per_rollout`, if
-/// given, receives each rollout's step count. The first error (in batch order) wins.
+/// Segments a packed batch. Returns the step id of every token and each rollout's step
+/// count. The first error (in batch order) wins.
+///
+/// ```
+/// use sas_core::{segment_packed, Packed, StepTable};
+/// let table = StepTable::from_bytes(&[&b"x"[..], b"\n\n", b"\n"], None, &[]).unwrap();
+/// // Two rollouts: "x\n\nx\nx" and "x".
+/// let ids: [i32; 6] = [0, 1, 0, 2, 0, 0];
+/// let cu = [0i64, 5, 6];
+/// let (steps, counts) = segment_packed(&table, &ids, &Packed::new(&cu).unwrap(), 1).unwrap();
+/// // A blank line ends the step it follows; a single newline does not.
+/// assert_eq!(steps, [0, 0, 1, 1, 1, 0]);
+/// assert_eq!(counts, [2, 1]);
+/// ```
 pub fn segment_packed<I: TokenId>(
     table: &StepTable,
     ids: &[I],

@@ -1,126 +1,17 @@
-//! Step selection: which steps of each rollout get a zero advantage.
+//! Step selection: which units of each rollout get a zero advantage.
 //!
 //! With n units (steps, or tokens at token granularity) in a rollout, k = floor(r*n)
 //! are selected: the lowest-confidence units of a correct rollout, the highest-confidence
-//! units of a failed one (or k random units), ties to the lower unit id. A step's
-//! confidence is the mean log-prob of its tokens, summed in f64 in a fixed order
-//! ([`LaneSum`]) so that the pure-Python reference gets bit-identical values and
-//! therefore the same ranking.
+//! units of a failed one (or k random units), ties to the lower unit id. Confidence is
+//! defined in [`crate::confidence`].
 
+use crate::confidence::{check_finite, slice_mean, LaneSum, LogProb};
 use crate::error::{Result, SasError};
+use crate::options::{n_selected, Granularity, SelectOptions, Selection};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
 use crate::rng::unit_key;
-
-/// Which rollouts may get zeros.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Both,
-    Correct,
-    Failed,
-}
-
-/// How units are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
-    Confidence,
-    Random,
-}
-
-/// What a unit is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Granularity {
-    Step,
-    Token,
-}
-
-fn unknown(arg: &'static str, got: &str, allowed: &str) -> SasError {
-    SasError::new(arg, format!("must be one of {allowed}, got {got:?}"))
-}
-
-impl Mode {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "both" => Ok(Mode::Both),
-            "correct" => Ok(Mode::Correct),
-            "failed" => Ok(Mode::Failed),
-            _ => Err(unknown("mode", s, "'both', 'correct', 'failed'")),
-        }
-    }
-
-    fn applies(self, correct: bool) -> bool {
-        match self {
-            Mode::Both => true,
-            Mode::Correct => correct,
-            Mode::Failed => !correct,
-        }
-    }
-}
-
-impl Selection {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "confidence" => Ok(Selection::Confidence),
-            "random" => Ok(Selection::Random),
-            _ => Err(unknown("selection", s, "'confidence', 'random'")),
-        }
-    }
-}
-
-impl Granularity {
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "step" => Ok(Granularity::Step),
-            "token" => Ok(Granularity::Token),
-            _ => Err(unknown("granularity", s, "'step', 'token'")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SelectOptions {
-    pub ratio: f64,
-    pub mode: Mode,
-    pub selection: Selection,
-    pub granularity: Granularity,
-    pub seed: u64,
-}
-
-impl SelectOptions {
-    pub fn validate(&self) -> Result<()> {
-        if !(0.0..=1.0).contains(&self.ratio) {
-            return Err(SasError::new(
-                "ratio",
-                format!("must be in [0, 1], got {}", self.ratio),
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// k = floor(ratio * n) with a 1e-9 tolerance, so that 0.3 * 10 selects 3 units.
-pub fn n_selected(ratio: f64, n: usize) -> usize {
-    ((ratio * n as f64 + 1e-9).floor() as usize).min(n)
-}
-
-/// Float types accepted as log-probs.
-pub trait LogProb: Copy + Send + Sync {
-    fn to_f64(self) -> f64;
-}
-
-impl LogProb for f32 {
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self as f64
-    }
-}
-
-impl LogProb for f64 {
-    #[inline(always)]
-    fn to_f64(self) -> f64 {
-        self
-    }
-}
+use crate::scratch::Scratch;
 
 /// Result of selection over a packed batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,85 +45,6 @@ fn float_key(x: f64) -> u64 {
         !bits
     } else {
         bits | (1 << 63)
-    }
-}
-
-/// Per-thread buffers, reused across rollouts.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    /// Log-prob sum per step id, for rollouts whose step ids are not non-decreasing
-    /// (never the case for segmenter output).
-    dense: Vec<LaneSum>,
-    /// (sort key, unit id) per unit.
-    pub(crate) units: Vec<(u64, u32)>,
-    pub(crate) chosen: Vec<bool>,
-    /// (first position, step id) of each run of equal step ids (fused path only).
-    pub(crate) runs: Vec<(u32, i32)>,
-    /// One padded row, gathered: column, id and log-prob of each response token.
-    row: (Vec<u32>, Vec<i64>, Vec<f64>),
-    /// Per-token step ids and keep flags of a padded row (token granularity).
-    pub(crate) steps: Vec<i32>,
-    pub(crate) keep: Vec<bool>,
-}
-
-/// Mean log-prob of consecutive steps, fed token by token in order. Each step's sum
-/// is accumulated left to right in f64, as the reference does.
-/// A step's log-prob sum in four interleaved f64 lanes: the token with ordinal j in
-/// the step goes to lane j mod 4, and the total is (l0 + l1) + (l2 + l3).
-///
-/// One running sum would chain every token on the 4-cycle latency of an f64 add; four
-/// lanes let four adds be in flight. The order is fixed by the contract, so the
-/// pure-Python reference computes bit-identical confidences (and rankings).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct LaneSum {
-    // Position p holds lane (p + count) mod 4: each add goes to position 0 and rotates
-    // it to the back, which compiles to register renames rather than indexing.
-    p: [f64; 4],
-    pub count: u32,
-}
-
-impl LaneSum {
-    #[inline(always)]
-    pub fn add(&mut self, x: f64) {
-        let [a, b, c, d] = self.p;
-        self.p = [b, c, d, a + x];
-        self.count += 1;
-    }
-
-    /// The four lanes in lane order. A `match` rather than an index computed from
-    /// `count`: dynamic indexing would keep the lanes in memory, not registers.
-    pub fn lanes(&self) -> [f64; 4] {
-        let [a, b, c, d] = self.p;
-        match self.count & 3 {
-            0 => [a, b, c, d],
-            1 => [d, a, b, c],
-            2 => [c, d, a, b],
-            _ => [b, c, d, a],
-        }
-    }
-
-    pub fn total(&self) -> f64 {
-        let [l0, l1, l2, l3] = self.lanes();
-        (l0 + l1) + (l2 + l3)
-    }
-
-    pub fn mean(&self) -> f64 {
-        self.total() / self.count as f64
-    }
-}
-
-impl Scratch {
-    /// The row buffers, emptied (hand them back with [`Scratch::put_row`]).
-    pub(crate) fn take_row(&mut self) -> (Vec<u32>, Vec<i64>, Vec<f64>) {
-        let (mut p, mut i, mut l) = std::mem::take(&mut self.row);
-        p.clear();
-        i.clear();
-        l.clear();
-        (p, i, l)
-    }
-
-    pub(crate) fn put_row(&mut self, p: Vec<u32>, i: Vec<i64>, l: Vec<f64>) {
-        self.row = (p, i, l);
     }
 }
 
@@ -401,46 +213,6 @@ pub(crate) fn choose_units(
     k
 }
 
-/// Mean of a step's log-probs in the [`LaneSum`] order, over a contiguous slice: four
-/// independent accumulators that the compiler turns into one SIMD add per 4 tokens.
-pub(crate) fn slice_mean<L: LogProb>(xs: &[L]) -> f64 {
-    let mut lane = [0.0f64; 4];
-    let chunks = xs.chunks_exact(4);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for k in 0..4 {
-            lane[k] += c[k].to_f64();
-        }
-    }
-    for (k, x) in rest.iter().enumerate() {
-        lane[k] += x.to_f64();
-    }
-    ((lane[0] + lane[1]) + (lane[2] + lane[3])) / xs.len() as f64
-}
-
-/// All log-probs finite (a branch-free fold that vectorises); the error names the
-/// first bad one.
-pub(crate) fn check_finite<L: LogProb>(logprobs: &[L], offset: usize) -> Result<()> {
-    if logprobs
-        .iter()
-        .fold(true, |ok, &x| ok & x.to_f64().is_finite())
-    {
-        return Ok(());
-    }
-    let i = logprobs
-        .iter()
-        .position(|x| !x.to_f64().is_finite())
-        .unwrap_or(0);
-    Err(SasError::new(
-        "logprobs",
-        format!(
-            "must be finite, got {} at position {}",
-            logprobs[i].to_f64(),
-            offset + i
-        ),
-    ))
-}
-
 pub(crate) fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
     if correct.len() == packed.len() {
         return Ok(());
@@ -456,6 +228,27 @@ pub(crate) fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result
 }
 
 /// Keep mask of a packed batch: per token, false where its step (or token) is selected.
+///
+/// ```
+/// use sas_core::{keep_mask_packed, Mode, Packed, SelectOptions};
+/// // One rollout of four steps with confidences -1, -3, -2 and -0.5.
+/// let step_ids = [0, 1, 1, 2, 3];
+/// let lps = [-1.0, -2.0, -4.0, -2.0, -0.5];
+/// let cu = [0i64, 5];
+/// let packed = Packed::new(&cu).unwrap();
+/// let opts = SelectOptions { ratio: 0.5, ..SelectOptions::default() };
+/// // Correct: its two least confident steps (1 and 2) are selected.
+/// let sel = keep_mask_packed(&step_ids, &lps, &packed, &[true], &opts, 1).unwrap();
+/// assert_eq!(sel.keep, [true, false, false, false, true]);
+/// // Failed: its two most confident steps (0 and 3).
+/// let sel = keep_mask_packed(&step_ids, &lps, &packed, &[false], &opts, 1).unwrap();
+/// assert_eq!(sel.keep, [false, true, true, true, false]);
+/// assert_eq!((sel.n_units, sel.n_selected), (vec![4], vec![2]));
+/// // mode = correct spares the failed rollout.
+/// let only_correct = SelectOptions { mode: Mode::Correct, ..opts };
+/// let sel = keep_mask_packed(&step_ids, &lps, &packed, &[false], &only_correct, 1).unwrap();
+/// assert!(sel.keep.iter().all(|&k| k));
+/// ```
 pub fn keep_mask_packed<L: LogProb>(
     step_ids: &[i32],
     logprobs: &[L],
@@ -492,6 +285,7 @@ pub fn keep_mask_packed<L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::options::Mode;
 
     fn opts(ratio: f64) -> SelectOptions {
         SelectOptions {
@@ -509,32 +303,6 @@ mod tests {
         keep_mask_packed(step_ids, lps, &packed, &[correct], &o, 1)
             .unwrap()
             .keep
-    }
-
-    #[test]
-    fn lane_sum_is_the_documented_order() {
-        let xs = [0.1, 1e16, -0.3, 2.5, -1e16, 7.0, 0.2];
-        let mut s = LaneSum::default();
-        for &x in &xs {
-            s.add(x);
-        }
-        let lanes: Vec<f64> = (0..4)
-            .map(|k| xs.iter().skip(k).step_by(4).fold(0.0, |a, x| a + x))
-            .collect();
-        assert_eq!(
-            s.total().to_bits(),
-            ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])).to_bits()
-        );
-        assert_eq!(s.count, 7);
-    }
-
-    #[test]
-    fn k_uses_floor_with_tolerance() {
-        assert_eq!(n_selected(0.3, 10), 3);
-        assert_eq!(n_selected(0.3, 3), 0);
-        assert_eq!(n_selected(0.3, 4), 1);
-        assert_eq!(n_selected(1.0, 7), 7);
-        assert_eq!(n_selected(0.0, 7), 0);
     }
 
     #[test]
@@ -631,6 +399,5 @@ mod tests {
             ..o
         };
         assert_eq!(err(&[0, 0], &[0.0, 0.0], &[true], &nan), "ratio");
-        assert_eq!(Mode::parse("all").unwrap_err().arg, "mode");
     }
 }

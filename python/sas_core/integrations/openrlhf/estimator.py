@@ -17,16 +17,17 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import torch
 
+from sas_core._core import unit_key
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import SASOptions
-from sas_core.reference import unit_key
 from sas_core.segmenter import StepSegmenter
+from sas_core.stats import NAMES as STAT_KEYS
 from sas_core.torch_api import sas_token_selection
 
 __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]
@@ -34,14 +35,6 @@ __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed
 ESTIMATOR = "sas"
 # SAS comes on top of this estimator's advantages (GRPO's group normalisation).
 BASE_ESTIMATOR = "group_norm"
-STAT_KEYS = (
-    "sas/zeroed_token_frac",
-    "sas/steps",
-    "sas/zeroed_steps_correct",
-    "sas/zeroed_steps_failed",
-    "sas/correct",
-    "sas/truncated_failed",
-)
 
 _install_lock = threading.Lock()
 _MARK = "__sas_core_original__"
@@ -69,7 +62,7 @@ def apply_sas(
     segmenter: StepSegmenter,
     *,
     call: int = 0,
-) -> None:
+) -> int:
     """Zeroes the advantages of the selected steps of each experience, in place.
 
     Args:
@@ -79,13 +72,11 @@ def apply_sas(
         segmenter: the tokenizer's step segmenter.
         call: index of this advantage computation (varies random selection).
 
-    Adds per-sample statistics to each ``experience.info`` (OpenRLHF averages them over
-    samples when it logs): ``sas/zeroed_token_frac`` (share of the response's tokens
-    zeroed), ``sas/steps`` (steps in the response; in-step tokens at token granularity),
-    ``sas/zeroed_steps_correct`` / ``sas/zeroed_steps_failed`` (zeroed steps if the rollout
-    is correct / failed, else 0: divide by the mean of ``sas/correct`` for a per-rollout
-    mean), ``sas/correct`` and ``sas/truncated_failed`` (truncated and failed).
+    Adds the per-sample ``sas/...`` statistics of :mod:`sas_core.stats` to each
+    ``experience.info`` (OpenRLHF averages them over samples when it logs). Returns the
+    number of rollouts left unselected for NaN/inf log-probs (``nonfinite="keep"``).
     """
+    nonfinite = 0
     for j, (exp, score) in enumerate(zip(experiences, scores, strict=True)):
         mask = exp.action_mask.bool()
         b = mask.shape[0]
@@ -116,10 +107,9 @@ def apply_sas(
             selection=options.selection,
             granularity=options.granularity,
             seed=experience_seed(options.seed, call, j),
+            nonfinite=options.nonfinite,
         )
-        keep = picked.keep
-        n_selected = picked.n_selected.astype(np.float64)
-        n_zeroed = picked.n_zeroed.astype(np.float64)
+        nonfinite += int(picked.nonfinite.sum())
         if options.shield == "truncated":
             if exp.truncated is None:
                 raise ValueError(
@@ -127,25 +117,15 @@ def apply_sas(
                     "this OpenRLHF rollout did not record"
                 )
             spared = (~correct & ~truncated).numpy()
-            keep[torch.from_numpy(spared).to(keep.device)] = True
-            n_selected[spared] = 0.0
-            n_zeroed[spared] = 0.0
+            picked.keep[torch.from_numpy(spared).to(picked.keep.device)] = True
+            picked.n_selected[spared] = 0
+            picked.n_zeroed[spared] = 0
 
         adv = exp.advantages
-        exp.advantages = torch.where(keep.to(adv.device), adv, torch.zeros_like(adv))
-
-        n_tokens = mask.sum(dim=1).cpu().double().clamp(min=1).numpy()
-        c = correct.numpy()
-        stats = {
-            "sas/zeroed_token_frac": n_zeroed / n_tokens,
-            "sas/steps": picked.n_units.astype(np.float64),
-            "sas/zeroed_steps_correct": np.where(c, n_selected, 0.0),
-            "sas/zeroed_steps_failed": np.where(c, 0.0, n_selected),
-            "sas/correct": c.astype(np.float64),
-            "sas/truncated_failed": (truncated.numpy() & ~c).astype(np.float64),
-        }
-        for key, value in stats.items():
+        exp.advantages = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
+        for key, value in picked.stats(mask, correct, truncated).items():
             exp.info[key] = torch.from_numpy(value).float()
+    return nonfinite
 
 
 class _View:
@@ -175,28 +155,16 @@ def _as_base_estimator(maker: Any) -> _View:
     )
 
 
-def _model_vocab_rows(args: Any) -> int:
-    """Embedding rows of the actor (ids the policy can sample), 0 when unknown."""
-    path = getattr(getattr(args, "actor", None), "model_name_or_path", None)
-    if not path:
-        return 0
-    try:
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(path)
-        text = config.get_text_config() if hasattr(config, "get_text_config") else config
-        return int(getattr(text, "vocab_size", 0) or 0)
-    except Exception:  # offline, custom code, ...: the tokenizer's size will do
-        return 0
-
-
 def _segmenter(maker: Any, options: SASOptions) -> StepSegmenter:
     seg = maker.__dict__.get("_sas_segmenter")
     if seg is None:
-        seg = StepSegmenter.from_tokenizer(maker.tokenizer, think_end=options.think_end)
-        rows = _model_vocab_rows(maker.strategy.args)
-        if rows > seg.vocab_size:  # padded embedding rows: ids the tokenizer never emits
-            seg = StepSegmenter(seg.token_bytes, vocab_size=rows, think_end_ids=seg.think_end_ids)
+        # Sized to the actor's embedding rows: ids the policy can sample.
+        actor = getattr(maker.strategy.args, "actor", None)
+        seg = StepSegmenter.for_model(
+            maker.tokenizer,
+            getattr(actor, "model_name_or_path", None),
+            think_end=options.think_end,
+        )
         maker._sas_segmenter = seg
     return seg
 
@@ -227,7 +195,15 @@ def _wrap(original: Any) -> Any:
         experiences = original(_as_base_estimator(self), experiences, **kwargs)
         call = self.__dict__.get("_sas_calls", 0)
         self._sas_calls = call + 1
-        apply_sas(experiences, scores, options, _segmenter(self, options), call=call)
+        bad = apply_sas(experiences, scores, options, _segmenter(self, options), call=call)
+        if bad and not self.__dict__.get("_sas_warned_nonfinite"):
+            self._sas_warned_nonfinite = True
+            warnings.warn(
+                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they keep their GRPO "
+                "advantage (counted in sas/nonfinite_rollouts; warned once)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return experiences
 
     setattr(compute_advantages_and_returns, _MARK, original)

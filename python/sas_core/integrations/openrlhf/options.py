@@ -17,45 +17,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sas_core.reference import GRANULARITIES, MODES, SELECTIONS
+from sas_core import options as core_options
+from sas_core.options import GRANULARITIES, MODES, NONFINITE, SELECTIONS, SHIELDS, NonFinite
 
 __all__ = ["LOGPROB_SOURCES", "PREFIX", "SHIELDS", "SASOptions", "add_sas_arguments"]
 
 PREFIX = "algo.advantage.sas"
 LOGPROB_SOURCES = ("action", "rollout")
-SHIELDS = ("all", "truncated")
 
 
 @dataclass(frozen=True)
-class SASOptions:
-    """SAS settings of one training run (see ``add_sas_arguments`` for their meaning)."""
+class SASOptions(core_options.SASOptions):
+    """SAS settings of one training run: :class:`sas_core.options.SASOptions` plus the
+    source of the ranking log-probs (see ``add_sas_arguments`` for their meaning)."""
 
-    ratio: float = 0.3
-    mode: str = "both"
-    selection: str = "confidence"
-    granularity: str = "step"
-    correct_threshold: float = 0.5
+    nonfinite: NonFinite = "keep"  # a long run survives one bad rollout (warned once)
     logprobs: str = "action"
-    shield: str = "all"
-    think_end: str | None = None
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        if isinstance(self.ratio, bool) or not 0.0 <= float(self.ratio) <= 1.0:
-            raise ValueError(f"ratio: must be in [0, 1], got {self.ratio!r}")
-        if not math.isfinite(float(self.correct_threshold)):
-            raise ValueError(f"correct_threshold: must be finite, got {self.correct_threshold!r}")
-        for name, allowed in (
-            ("mode", MODES),
-            ("selection", SELECTIONS),
-            ("granularity", GRANULARITIES),
-            ("logprobs", LOGPROB_SOURCES),
-            ("shield", SHIELDS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name}: must be one of {allowed}, got {getattr(self, name)!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be a non-negative integer, got {self.seed!r}")
+        super().__post_init__()
+        core_options.choice(self.logprobs, "logprobs", LOGPROB_SOURCES)
 
     def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
         # Unpickling (in a Ray actor) installs the estimator before OpenRLHF's trainer
@@ -149,6 +130,13 @@ def add_sas_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.shield,
         help="failed rollouts whose most confident steps are shielded: all (paper) or only "
         "truncated ones (finish_reason == length)",
+    )
+    add(
+        "nonfinite",
+        choices=NONFINITE,
+        default=defaults.nonfinite,
+        help="a rollout with NaN/inf log-probs: keep its GRPO advantage (default; warned "
+        "once, counted in sas/nonfinite_rollouts) or raise",
     )
     add(
         "think_end",
