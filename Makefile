@@ -4,10 +4,17 @@
 # Override with `make VENV=... DEMO_VENV=...`.
 VENV ?= /opt/sas-venv
 DEMO_VENV ?= /opt/sas-demo-venv
+# verl pins transformers < 5.11 and OpenRLHF == 5.15: verl's tests get their own venv. It
+# sees VENV's packages (torch, ray, ...) and this clone's sas_core through a .pth file,
+# with its own verl and transformers first on the path.
+VERL_VENV ?= /opt/sas-verl-venv
+VERL_PINS ?= "verl==0.9.1" "transformers>=5.5.3,<5.11,!=5.6.0" "TransferQueue>=0.1.10" \
+	cachetools uvicorn fastapi IPython
 PY := $(VENV)/bin/python
+VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
+.PHONY: dev verl-env test-verl flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,6 +52,20 @@ test-rust:
 test-python: dev browser
 	SAS_REQUIRE_OPENRLHF=1 $(PY) -m pytest tests benchmarks -q --benchmark-disable
 
+## verl-env: the verl venv (created once, reused; see VERL_VENV)
+verl-env: dev
+	@test -x $(VERL_PY) || $(PY) -c "import sys; print(sys.base_prefix)" | \
+	  xargs -I{} {}/bin/python3 -m venv $(VERL_VENV)
+	@printf '%s\n%s\n' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	  "$(CURDIR)/python" > "$$($(VERL_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_sas_venv.pth"
+	@$(VERL_PY) -m pip show -q verl transformers >/dev/null 2>&1 && \
+	  $(VERL_PY) -c "import verl, transfer_queue, cachetools, fastapi; assert verl.__version__ == '0.9.1'" \
+	  2>/dev/null || $(VERL_PY) -m pip install -q $(VERL_PINS)
+
+## test-verl: verl's own compute_advantage, entry point, example and benchmark, in the verl venv
+test-verl: verl-env
+	$(VERL_PY) -m pytest tests/test_verl.py benchmarks/test_bench_verl.py -q --benchmark-disable
+
 ## wheel: the abi3 wheel (one for every CPython >= 3.10) and the sdist, into dist/
 wheel: dev
 	rm -rf dist
@@ -56,7 +77,7 @@ release-check: wheel
 	TWINE=$(VENV)/bin/twine scripts/release_check.sh
 
 ## test: everything CI runs
-test: lint test-rust test-python release-check
+test: lint test-rust test-python test-verl release-check
 
 ## bench: the benchmark suite, for real, JSON into .benchmarks/
 bench: dev

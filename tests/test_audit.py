@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from sas_core.audit import Rollout, audit_truncation, load_rollouts
 from sas_core.cli import main
 from sas_core.demo.task import is_correct
 from sas_core.qwen import qwen2_encoding
+from sas_core.tools.audit import Rollout, audit_truncation, load_rollouts
 
 pytest.importorskip("math_verify")
 

@@ -11,8 +11,8 @@ import pytest
 
 from sas_core.cli import main
 from sas_core.demo.task import is_correct, sample_problem
-from sas_core.evaluate import EvalConfig, evaluate, load_benchmark, transformers_generator
-from sas_core.metrics import aes, pass_at_k
+from sas_core.tools.evaluate import EvalConfig, evaluate, load_benchmark, transformers_generator
+from sas_core.tools.metrics import aes, pass_at_k
 
 DATA = Path(__file__).parent / "data"
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sas_core.metrics import aes, pass_at_k
+from sas_core.tools.metrics import aes, pass_at_k
 
 
 @given(

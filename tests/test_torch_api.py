@@ -107,9 +107,11 @@ def test_correct_override_uses_given_flags(qwen_segmenter):
     _a, sa = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags)
     assert sa["sas/correct"] == 0.5
     # the flags, not the rewards, decide which steps are zeroed
-    for given in (flags, ~flags):
-        picked = sas_core.sas_token_selection(ids, lps, mask, given, qwen_segmenter)
-        adv, _ = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=given)
+    for flags_given in (flags, ~flags):
+        picked = sas_core.sas_token_selection(ids, lps, mask, flags_given, qwen_segmenter)
+        adv, _ = sas_core.sas_advantages(
+            ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags_given
+        )
         assert torch.equal((adv == 0) & mask, ~picked.keep & mask)
     zeroed_as_given, _ = sas_core.sas_advantages(
         ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags

@@ -7,6 +7,8 @@ import random
 import pytest
 import torch
 
+from sas_core.stats import NAMES as STAT_NAMES
+
 pytest.importorskip("trl")
 
 from sas_core import sas_token_advantages
@@ -104,6 +106,8 @@ def test_per_token_advantages_equal_reference(tmp_path, warm_state, options):
     logged = [h for h in trainer.state.log_history if "sas/zeroed_token_frac" in h]
     assert len(logged) == 2  # one per step, through TRL's own metrics logging
     assert any(h["sas/steps"] > 1 for h in logged)
+    # One vocabulary: every statistic of sas_core.stats (TRL records no truncation flag)
+    assert set(STAT_NAMES) - {"sas/truncated_failed"} <= set(logged[0])
 
 
 def _check_batch(trainer, rec, options) -> int:

@@ -66,8 +66,8 @@ def _tokenizer_codec(name: str):
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from sas_core.audit import audit_truncation, load_rollouts
     from sas_core.math_reward import MathVerifier
+    from sas_core.tools.audit import audit_truncation, load_rollouts
 
     rollouts = load_rollouts(args.rollouts)
     encode, decode = _tokenizer_codec(args.tokenizer)
@@ -95,7 +95,8 @@ def _eval(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from sas_core.evaluate import (
+    from sas_core.math_reward import MathVerifier
+    from sas_core.tools.evaluate import (
         EvalConfig,
         default_generator,
         endpoint_generator,
@@ -103,7 +104,6 @@ def _eval(args: argparse.Namespace) -> int:
         load_benchmark,
         scatter,
     )
-    from sas_core.math_reward import MathVerifier
 
     cfg = EvalConfig(
         k=args.k,
@@ -156,8 +156,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from sas_core.inspect_html import InspectRollout, render_page, step_table
-    from sas_core.jsonl import read_jsonl
+    from sas_core.tools.inspect_page import InspectRollout, render_page, step_table
+    from sas_core.tools.jsonl import read_jsonl
 
     options = SASOptions(  # checked before any work; errors name the option
         ratio=args.ratio, mode=args.mode, correct_threshold=args.correct_threshold

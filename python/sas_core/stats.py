@@ -22,6 +22,7 @@ name means the same number in every framework's logs:
 from __future__ import annotations
 
 import warnings
+
 import numpy as np
 
 __all__ = ["NAMES", "SASStats", "batch_stats", "rollout_stats"]

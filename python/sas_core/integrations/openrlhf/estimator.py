@@ -27,7 +27,6 @@ from sas_core._core import unit_key
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import SASOptions
 from sas_core.segmenter import StepSegmenter
-from sas_core.stats import NAMES as STAT_KEYS
 from sas_core.torch_api import sas_token_selection
 
 __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]

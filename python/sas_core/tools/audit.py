@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sas_core.jsonl import read_jsonl
+from sas_core.tools.jsonl import read_jsonl
 
 __all__ = ["Rollout", "audit_truncation", "load_rollouts"]
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sas_core.jsonl import read_jsonl
-from sas_core.metrics import aes, pass_at_k
+from sas_core.tools.jsonl import read_jsonl
+from sas_core.tools.metrics import aes, pass_at_k
 
 __all__ = ["EvalConfig", "Problem", "evaluate", "load_benchmark"]
 

@@ -12,6 +12,7 @@ import html
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -91,80 +92,9 @@ def _token_bytes(segmenter: StepSegmenter, token: int) -> bytes:
     return table[token] if token < len(table) else b""  # padding rows have no bytes
 
 
-_PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>SAS steps</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; }
-.rollout { border: 1px solid #ccc; border-radius: 6px; margin: 1em 0; padding: .6em; }
-.meta { font-size: .85em; color: #444; margin-bottom: .4em; }
-.step { white-space: pre-wrap; font-family: ui-monospace, monospace; padding: 1px 2px;
-        border-radius: 3px; }
-.step.zeroed { outline: 2px dashed #222; text-decoration: line-through; }
-.step.outside { color: #888; background: #eee; }
-.hidden { display: none; }
-</style></head><body>
-<h1>SAS steps</h1>
-<p>Colour: step confidence (mean token log-prob), red = least confident, green = most.
-Dashed and struck through: steps whose advantage SAS sets to zero
-(ratio __RATIO__, mode __MODE__). Grey: outside the reasoning region.</p>
-<div id="filters">
- <label><input type="checkbox" id="f-correct" checked> correct</label>
- <label><input type="checkbox" id="f-failed" checked> failed</label>
- <label><input type="checkbox" id="f-truncated-only"> truncated only</label>
- <label><input type="checkbox" id="f-zeroed-only"> rollouts with zeroed steps only</label>
-</div>
-<div id="rollouts"></div>
-<script id="data" type="application/json">__DATA__</script>
-<script>
-const data = JSON.parse(document.getElementById("data").textContent);
-const confs = data.flatMap(r => r.steps.filter(s => s.step >= 0).map(s => s.confidence));
-const lo = Math.min(...confs), hi = Math.max(...confs);
-function colour(c) {
-  const x = hi > lo ? (c - lo) / (hi - lo) : 0.5;
-  return `hsl(${Math.round(120 * x)}, 70%, 85%)`;
-}
-const root = document.getElementById("rollouts");
-data.forEach((r, i) => {
-  const div = document.createElement("div");
-  div.className = "rollout";
-  div.dataset.index = i;
-  div.dataset.correct = r.correct;
-  div.dataset.truncated = r.truncated;
-  div.dataset.zeroed = r.steps.some(s => s.zeroed);
-  const meta = document.createElement("div");
-  meta.className = "meta";
-  meta.textContent = `#${i} ${r.correct ? "correct" : "failed"}` +
-    (r.reward === null ? "" : `, reward ${r.reward}`) +
-    (r.truncated ? ", truncated" : "") + (r.label ? `, label ${r.label}` : "") +
-    `, ${r.steps.filter(s => s.step >= 0).length} steps`;
-  div.appendChild(meta);
-  r.steps.forEach(s => {
-    const span = document.createElement("span");
-    span.className = "step" + (s.zeroed ? " zeroed" : "") + (s.step < 0 ? " outside" : "");
-    span.dataset.step = s.step;
-    span.title = `step ${s.step}, confidence ${s.confidence.toFixed(3)}`;
-    if (s.step >= 0) span.style.background = colour(s.confidence);
-    span.textContent = s.text;
-    div.appendChild(span);
-  });
-  root.appendChild(div);
-});
-function applyFilters() {
-  const c = document.getElementById("f-correct").checked;
-  const f = document.getElementById("f-failed").checked;
-  const t = document.getElementById("f-truncated-only").checked;
-  const z = document.getElementById("f-zeroed-only").checked;
-  document.querySelectorAll(".rollout").forEach(div => {
-    const ok = (div.dataset.correct === "true" ? c : f) &&
-      (!t || div.dataset.truncated === "true") && (!z || div.dataset.zeroed === "true");
-    div.classList.toggle("hidden", !ok);
-  });
-}
-document.querySelectorAll("#filters input")
-  .forEach(e => e.addEventListener("change", applyFilters));
-applyFilters();
-</script></body></html>
-"""
+def _page() -> str:
+    """The page template, shipped as package data beside this module."""
+    return resources.files(__package__).joinpath("inspect_page.html").read_text("utf-8")
 
 
 def render_page(table: list[dict[str, Any]], *, ratio: float, mode: str) -> str:
@@ -172,7 +102,8 @@ def render_page(table: list[dict[str, Any]], *, ratio: float, mode: str) -> str:
     # "</" inside the JSON would end the script element: escape it.
     data = json.dumps(table).replace("</", "<\\/")
     return (
-        _PAGE.replace("__DATA__", data)
+        _page()
+        .replace("__DATA__", data)
         .replace("__RATIO__", html.escape(str(ratio)))
         .replace("__MODE__", html.escape(mode))
     )

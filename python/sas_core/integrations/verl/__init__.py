@@ -1,0 +1,21 @@
+"""SAS as verl's advantage estimator: ``algorithm.adv_estimator=sas`` (verl 0.9.x).
+
+verl computes advantages in its ``TaskRunner`` Ray actor, in
+``verl.trainer.ppo.ray_trainer.compute_advantage``, whose registered estimators see
+rewards, the response mask and the prompt ``uid`` only. So sas-core (1) registers
+``sas`` with ``register_adv_est`` (config validation accepts it; its GRPO part is
+verl's own ``compute_grpo_outcome_advantage``) and (2) wraps ``compute_advantage``,
+where the whole ``DataProto`` is at hand, to zero the selected steps of the final
+per-token advantages. Both happen in any process that imports verl's trainer, through
+the ``verl.plugins`` entry point of this package (:mod:`.plugin`, which verl loads on
+``import verl``).
+
+Options under ``algorithm.sas.*`` (:class:`.options.VerlSASOptions`), checked when the
+trainer is built. The legacy trainer (``trainer.use_v1=False``) is supported; verl
+0.9's V1 trainer (the default) fetches advantage inputs from its TransferQueue without
+the response ids, and is refused at start with a message saying so.
+"""
+
+from sas_core.integrations.verl.plugin import install_import_hook
+
+__all__ = ["install_import_hook"]

@@ -1,0 +1,41 @@
+"""``python -m sas_core.integrations.verl.dry_run OVERRIDES...``: composes verl's own
+``ppo_trainer`` config with the Hydra overrides a ``main_ppo`` run would get, checks the
+SAS options (errors name the key) and prints them, without Ray, GPUs or a model."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+
+def compose(overrides: list[str]):
+    import verl
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra_compose(config_name="ppo_trainer", overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sas_core.integrations.verl.estimator import ESTIMATOR, check_verl_version
+    from sas_core.integrations.verl.options import VerlSASOptions
+
+    version = check_verl_version()
+    cfg = compose(list(sys.argv[1:] if argv is None else argv))
+    algo = cfg.algorithm
+    print(f"verl {version}: algorithm.adv_estimator={algo.adv_estimator}")
+    if algo.adv_estimator == ESTIMATOR:
+        if cfg.trainer.get("use_v1", False):
+            print("error: algorithm.adv_estimator=sas needs trainer.use_v1=False", file=sys.stderr)
+            return 2
+        print(f"algorithm.sas: {VerlSASOptions.from_algorithm(algo)}")
+    print(f"actor_rollout_ref.model.path={cfg.actor_rollout_ref.model.path}")
+    print(f"data.max_response_length={cfg.data.max_response_length}")
+    print(f"actor_rollout_ref.rollout.n={cfg.actor_rollout_ref.rollout.n}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

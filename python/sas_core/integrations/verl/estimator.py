@@ -1,0 +1,277 @@
+"""The ``sas`` estimator in verl 0.9's trainer (see the package docstring).
+
+Facts of verl 0.9.1's source this relies on:
+- ``verl/trainer/ppo/core_algos.py``: ``register_adv_est(name)`` and
+  ``compute_grpo_outcome_advantage(token_level_rewards, response_mask, index, epsilon,
+  norm_adv_by_std_in_grpo)``, grouping by ``index`` (the prompt ``uid``).
+- ``verl/trainer/ppo/ray_trainer.py``: ``RayPPOTrainer.fit`` (legacy trainer) calls the
+  module-level ``compute_advantage(data, adv_estimator, gamma, lam, num_repeat,
+  norm_adv_by_std_in_grpo, config=self.config.algorithm)`` with a ``DataProto`` holding
+  ``responses``, ``response_mask``, ``old_log_probs``, ``token_level_scores`` (the raw
+  reward) and ``token_level_rewards`` (after the KL-in-reward penalty, if on); a
+  registered estimator gets ``token_level_rewards``, ``response_mask``, ``config`` and
+  ``index`` only. ``fit`` then logs ``compute_data_metrics(batch=..., use_critic=...)``.
+- ``verl/trainer/ppo/v1/trainer_base.py``: ``PPOTrainer._compute_advantage`` (V1, the
+  default since 0.9.0) fetches ``uid, response_mask, rm_scores, rollout_log_probs,
+  old_log_probs, ref_log_prob, values`` from its TransferQueue: no ``responses``.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import warnings
+from typing import Any
+
+import torch
+
+from sas_core._core import unit_key
+from sas_core.integrations.verl.options import VerlSASOptions
+from sas_core.segmenter import StepSegmenter
+from sas_core.stats import batch_stats
+from sas_core.torch_api import sas_token_selection
+
+__all__ = ["ESTIMATOR", "UnsupportedVerl", "bind", "check_verl_version", "patch_module"]
+
+ESTIMATOR = "sas"
+SUPPORTED = "0.9."
+_MARK = "__sas_core_original__"
+_lock = threading.Lock()
+
+
+class UnsupportedVerl(RuntimeError):
+    """A verl release whose trainer internals this integration does not know."""
+
+
+def check_verl_version() -> str:
+    import verl
+
+    version = getattr(verl, "__version__", "unknown")
+    if not str(version).startswith(SUPPORTED):
+        raise UnsupportedVerl(
+            f"sas-core's verl integration supports verl 0.9.x (it wraps that release's "
+            f"trainer), found verl {version}: pip install 'sas-core[verl]'"
+        )
+    return version
+
+
+class _Run:
+    """What one training run's advantage step needs, bound when its trainer is built."""
+
+    def __init__(self) -> None:
+        self.segmenter: StepSegmenter | None = None
+        self.calls = 0
+        self.warned_nonfinite = False
+
+
+_RUN = _Run()
+
+
+def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> StepSegmenter:
+    """Builds the segmenter from the actor's tokenizer, sized to the model's embedding
+    rows (``model``: a model, config, row count or local path); the trainer does this."""
+    _RUN.segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
+    _RUN.calls = 0
+    return _RUN.segmenter
+
+
+def _name(adv_estimator: Any) -> str:
+    return getattr(adv_estimator, "value", adv_estimator)
+
+
+def _grpo_part(
+    token_level_rewards: torch.Tensor,
+    response_mask: torch.Tensor,
+    index: Any = None,
+    config: Any = None,
+    **_: Any,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The registered ``sas`` estimator: verl's own GRPO outcome advantage (the step
+    selection is applied where the responses are at hand, in ``compute_advantage``)."""
+    from verl.trainer.ppo import core_algos
+
+    if index is None:
+        raise ValueError("index: the sas estimator groups rollouts by the prompt uid")
+    norm = config.get("norm_adv_by_std_in_grpo", True) if config is not None else True
+    return core_algos.compute_grpo_outcome_advantage(
+        token_level_rewards=token_level_rewards,
+        response_mask=response_mask,
+        index=index,
+        norm_adv_by_std_in_grpo=norm,
+    )
+
+
+def register() -> None:
+    from verl.trainer.ppo import core_algos
+
+    if core_algos.ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is not _grpo_part:
+        core_algos.register_adv_est(ESTIMATOR)(_grpo_part)
+
+
+def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, call: int) -> dict:
+    """Zeroes the selected steps of ``data.batch["advantages"]`` in place; returns the
+    batch's ``sas/...`` statistics. ``data`` holds verl's final advantages."""
+    batch = data.batch
+    key = "old_log_probs" if options.logprobs == "old" else "rollout_log_probs"
+    # TensorDict refuses `key in td`: membership goes through keys()
+    if key not in batch.keys():  # noqa: SIM118
+        hint = (
+            "set actor_rollout_ref.rollout.calculate_log_probs=True"
+            if key == "rollout_log_probs"
+            else "the legacy trainer computes them unless rollout log-probs are used in bypass mode"
+        )
+        raise ValueError(
+            f"logprobs: algorithm.sas.logprobs={options.logprobs} needs {key} ({hint})"
+        )
+    if "token_level_scores" not in batch.keys():  # noqa: SIM118
+        raise ValueError("token_level_scores: the raw verifier scores decide correctness")
+    mask = batch["response_mask"].bool()
+    responses = batch["responses"]
+    scores = batch["token_level_scores"]
+    if scores.shape[0] != responses.shape[0]:
+        raise ValueError(
+            f"token_level_scores: {scores.shape[0]} rows for {responses.shape[0]} responses"
+        )
+    raw = scores.detach().float().sum(dim=-1).cpu()
+    correct = torch.nan_to_num(raw, nan=float("-inf")) > options.correct_threshold
+    # A response that fills the window to its last position was cut by the length limit.
+    truncated = mask[:, -1].cpu()
+    picked = sas_token_selection(
+        responses,
+        batch[key].float(),
+        mask,
+        correct,
+        segmenter,
+        ratio=options.ratio,
+        mode=options.mode,
+        selection=options.selection,
+        granularity=options.granularity,
+        seed=unit_key(options.seed, call, 0),
+        nonfinite=options.nonfinite,
+    )
+    if options.shield == "truncated":
+        spared = (~correct & ~truncated).numpy()
+        picked.keep[torch.from_numpy(spared).to(picked.keep.device)] = True
+        picked.n_selected[spared] = 0
+        picked.n_zeroed[spared] = 0
+    adv = batch["advantages"]
+    batch["advantages"] = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
+    return dict(batch_stats(picked.stats(mask, correct, truncated)))
+
+
+def _wrap_compute_advantage(original: Any) -> Any:
+    @functools.wraps(original)
+    def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
+        if _name(adv_estimator) != ESTIMATOR:
+            return original(data, adv_estimator, *args, **kwargs)
+        config = kwargs.get("config")
+        options = VerlSASOptions.from_algorithm(config)
+        if _RUN.segmenter is None:
+            raise RuntimeError(
+                "adv_estimator 'sas' has no tokenizer: it is bound when verl's trainer is "
+                "built (or call sas_core.integrations.verl.estimator.bind(tokenizer, model))"
+            )
+        data = original(data, adv_estimator, *args, **kwargs)  # GRPO, verl's own
+        with _lock:
+            call, _RUN.calls = _RUN.calls, _RUN.calls + 1
+        stats = apply_sas(data, options, _RUN.segmenter, call=call)
+        data.meta_info.setdefault("metrics", {}).update(stats)
+        bad = int(stats["sas/nonfinite_rollouts"])
+        if bad and not _RUN.warned_nonfinite:
+            _RUN.warned_nonfinite = True
+            warnings.warn(
+                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they keep their GRPO "
+                "advantage (counted in sas/nonfinite_rollouts; warned once)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return data
+
+    setattr(compute_advantage, _MARK, original)
+    return compute_advantage
+
+
+def _wrap_data_metrics(original: Any) -> Any:
+    @functools.wraps(original)
+    def compute_data_metrics(batch: Any, *args: Any, **kwargs: Any) -> dict:
+        metrics = original(batch, *args, **kwargs)
+        extra = getattr(batch, "meta_info", {}).get("metrics", {})
+        metrics.update({k: v for k, v in extra.items() if k.startswith("sas/")})
+        return metrics
+
+    setattr(compute_data_metrics, _MARK, original)
+    return compute_data_metrics
+
+
+def _wrap_legacy_init(original: Any) -> Any:
+    @functools.wraps(original)
+    def __init__(self: Any, config: Any, tokenizer: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, config, tokenizer, *args, **kwargs)
+        if _name(config.algorithm.adv_estimator) == ESTIMATOR:
+            options = VerlSASOptions.from_algorithm(config.algorithm)  # fails at start
+            model = config.actor_rollout_ref.model.get("path")
+            bind(tokenizer, _local_path(model), think_end=options.think_end)
+
+    setattr(__init__, _MARK, original)
+    return __init__
+
+
+def _local_path(path: Any) -> Any:
+    """verl copies hdfs/remote models locally; a local path or hub name is read as is."""
+    try:
+        from verl.utils.fs import copy_to_local
+
+        return copy_to_local(path) if path else None
+    except Exception:  # the segmenter then takes the tokenizer's size
+        return path
+
+
+def _wrap_v1_init(original: Any) -> Any:
+    @functools.wraps(original)
+    def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+        if _name(config.algorithm.adv_estimator) == ESTIMATOR:
+            raise NotImplementedError(
+                "algorithm.adv_estimator=sas runs in verl 0.9's legacy trainer: add "
+                "trainer.use_v1=False (the V1 trainer fetches advantage inputs from its "
+                "TransferQueue without the response token ids SAS segments)"
+            )
+        original(self, config, *args, **kwargs)
+
+    setattr(__init__, _MARK, original)
+    return __init__
+
+
+def _patch_attr(owner: Any, name: str, wrap: Any) -> None:
+    current = getattr(owner, name)
+    if not hasattr(current, _MARK):
+        setattr(owner, name, wrap(current))
+
+
+def patch_module(module: Any) -> None:
+    """Installs SAS in a just-imported verl trainer module (idempotent)."""
+    check_verl_version()
+    if module.__name__.endswith("ppo.core_algos"):
+        register()
+        return
+    register()
+    with _lock:
+        if module.__name__.endswith("ppo.ray_trainer"):
+            _patch_attr(module, "compute_advantage", _wrap_compute_advantage)
+            _patch_attr(module, "compute_data_metrics", _wrap_data_metrics)
+            _patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
+        elif module.__name__.endswith("v1.trainer_base"):
+            _patch_attr(module.PPOTrainer, "__init__", _wrap_v1_init)
+
+
+def is_installed() -> bool:
+    """Whether this process's verl trainer computes ``sas`` advantages."""
+    import sys
+
+    from verl.trainer.ppo import core_algos
+
+    module = sys.modules.get("verl.trainer.ppo.ray_trainer")
+    return (
+        module is not None
+        and hasattr(module.compute_advantage, _MARK)
+        and core_algos.ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is _grpo_part
+    )

@@ -1,0 +1,48 @@
+"""``algorithm.sas.*``: the SAS options of a verl run (Hydra: ``+algorithm.sas.ratio=0.3``,
+the ``+`` because verl's own config has no ``sas`` node)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sas_core import options as core_options
+from sas_core.options import NonFinite
+
+__all__ = ["LOGPROB_SOURCES", "PREFIX", "VerlSASOptions"]
+
+PREFIX = "algorithm.sas."
+LOGPROB_SOURCES = ("old", "rollout")
+
+
+@dataclass(frozen=True)
+class VerlSASOptions(core_options.SASOptions):
+    """:class:`sas_core.options.SASOptions` plus the source of the ranking log-probs:
+    ``old`` (the actor's recomputed pre-update log-probs, ``old_log_probs``; the
+    authors' release ranks with these) or ``rollout`` (the inference engine's,
+    ``rollout_log_probs``, recorded with ``actor_rollout_ref.rollout.calculate_log_probs``).
+    Same meanings and defaults as the OpenRLHF integration's options."""
+
+    nonfinite: NonFinite = "keep"  # a long run survives one bad rollout (warned once)
+    logprobs: str = "old"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        core_options.choice(self.logprobs, "logprobs", LOGPROB_SOURCES)
+
+    @classmethod
+    def from_algorithm(cls, algorithm: Any) -> VerlSASOptions:
+        """From verl's ``config.algorithm`` (a DictConfig, a dataclass or a dict):
+        its ``sas`` node, missing keys at their defaults; errors name the full key."""
+        node = _get(algorithm, "sas")
+        if node is not None and not hasattr(node, "items"):
+            raise TypeError(f"{PREFIX[:-1]}: must be a mapping of SAS options, got {node!r}")
+        return cls.from_mapping(node, prefix=PREFIX)
+
+
+def _get(config: Any, key: str) -> Any:
+    if config is None:
+        return None
+    if hasattr(config, "get"):
+        return config.get(key)
+    return getattr(config, key, None)

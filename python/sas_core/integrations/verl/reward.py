@@ -1,0 +1,28 @@
+"""verl's ``custom_reward_function`` around :mod:`sas_core.math_reward`:
+
+    custom_reward_function.path=$(python -m sas_core.integrations.verl.reward)
+    custom_reward_function.name=compute_score
+
+math-verify on the last ``\\boxed{}`` of the response against the label, in the
+process's shared killable verifier (bounded time, safe in verl's reward threads).
+Running this module prints the path of this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sas_core.math_reward import math_verify_score
+
+__all__ = ["compute_score"]
+
+
+def compute_score(
+    data_source: Any, solution_str: str, ground_truth: Any, extra_info: Any = None, **_: Any
+) -> float:
+    """1.0 when the response's final answer matches ``ground_truth``, else 0.0."""
+    return math_verify_score(solution_str, str(ground_truth))
+
+
+if __name__ == "__main__":
+    print(__file__)

@@ -1,0 +1,306 @@
+"""verl 0.9's own ``compute_advantage`` with ``adv_estimator=sas``, against the reference.
+
+Runs in the verl virtual environment (``make test-verl``: verl pins transformers < 5.11,
+OpenRLHF pins 5.15); skipped where verl is not installed. Real verl on CPU, the real
+Qwen2 vocabulary, nothing downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+verl = pytest.importorskip("verl")
+
+from verl.trainer.ppo import ray_trainer as rt  # noqa: E402
+from verl_helpers import (  # noqa: E402
+    advantage_step,
+    build_trainer,
+    expected,
+    make_batch,
+)
+from verl_helpers import algorithm_config as algo_cfg  # noqa: E402
+
+from sas_core.integrations.verl import estimator  # noqa: E402
+from sas_core.qwen import QWEN2_EMBEDDING_ROWS  # noqa: E402
+
+
+@pytest.fixture()
+def bound(qwen):
+    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)
+    yield
+    estimator._RUN.segmenter = None
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"ratio": 0.5},
+        {"mode": "failed"},
+        {"mode": "correct", "ratio": 1.0},
+        {"selection": "random", "seed": 3},
+        {"granularity": "token"},
+    ],
+)
+def test_compute_advantage_equals_the_reference(qwen, qwen_token_bytes, bound, options):
+    assert estimator.is_installed()
+    for call, seed in enumerate([0, 1]):
+        data, correct = make_batch(qwen, seed, kl=seed == 1)
+        want = expected(qwen_token_bytes, data, correct, call, **options)
+        got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(**options))
+        torch.testing.assert_close(got.batch["advantages"], want)
+        assert torch.equal(got.batch["advantages"] == 0, want == 0)
+        metrics = got.meta_info["metrics"]
+        assert metrics["sas/correct"] == pytest.approx(correct.float().mean().item())
+        assert metrics["sas/nonfinite_rollouts"] == 0
+
+
+def test_sas_zeroes_something_and_correctness_comes_from_the_raw_scores(qwen, bound):
+    data, _ = make_batch(qwen, 5, n_prompts=4, kl=True)
+    got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(ratio=0.5))
+    grpo = rt.compute_advantage.__sas_core_original__(
+        make_batch(qwen, 5, n_prompts=4, kl=True)[0],
+        adv_estimator="grpo",
+        config=algo_cfg(),
+    )
+    mask = data.batch["response_mask"].bool()
+    newly = mask & (got.batch["advantages"] == 0) & (grpo.batch["advantages"] != 0)
+    assert newly.any()  # not vacuous
+    assert got.meta_info["metrics"]["sas/zeroed_token_frac"] > 0
+
+
+def test_other_estimators_are_unchanged(qwen, bound):
+    for name in ("grpo", "rloo", "reinforce_plus_plus"):
+        data, _ = make_batch(qwen, 2)
+        original = rt.compute_advantage.__sas_core_original__
+        want = original(make_batch(qwen, 2)[0], adv_estimator=name, config=algo_cfg())
+        got = rt.compute_advantage(data, adv_estimator=name, config=algo_cfg())
+        assert torch.equal(got.batch["advantages"], want.batch["advantages"])
+        assert "metrics" not in got.meta_info
+
+
+def test_bad_configuration_fails_naming_the_key(qwen, bound):
+    data, _ = make_batch(qwen, 0)
+    with pytest.raises(ValueError, match=r"^algorithm\.sas\.ratio: must be in \[0, 1\]"):
+        rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(ratio=2.0))
+    with pytest.raises(ValueError, match=r"^algorithm\.sas\.mode: must be one of"):
+        rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(mode="all"))
+    with pytest.raises(ValueError, match=r"^algorithm\.sas\.ration: unknown SAS option"):
+        rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(ration=0.3))
+    with pytest.raises(ValueError, match=r"^algorithm\.sas\.logprobs: must be one of"):
+        rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(logprobs="action"))
+    with pytest.raises(ValueError, match=r"^logprobs: .*rollout_log_probs"):
+        rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(logprobs="rollout"))
+    no_old, _ = make_batch(qwen, 0)
+    no_old.batch.pop("old_log_probs")
+    with pytest.raises(ValueError, match=r"^logprobs: .*old_log_probs"):
+        rt.compute_advantage(no_old, adv_estimator="sas", config=algo_cfg())
+    nan, _ = make_batch(qwen, 0)
+    nan.batch["old_log_probs"][0, 0] = float("nan")
+    with pytest.raises(ValueError, match="logprobs: row 0: must be finite"):
+        rt.compute_advantage(nan, adv_estimator="sas", config=algo_cfg(nonfinite="raise"))
+    estimator._RUN.warned_nonfinite = False
+    with pytest.warns(RuntimeWarning, match="NaN/inf log-probs"):
+        kept = rt.compute_advantage(_nan_batch(qwen), adv_estimator="sas", config=algo_cfg())
+    assert kept.meta_info["metrics"]["sas/nonfinite_rollouts"] == 1
+    estimator._RUN.segmenter = None
+    with pytest.raises(RuntimeError, match="has no tokenizer"):
+        rt.compute_advantage(make_batch(qwen, 0)[0], adv_estimator="sas", config=algo_cfg())
+
+
+def _nan_batch(qwen):
+    data, _ = make_batch(qwen, 0)
+    data.batch["old_log_probs"][0, 0] = float("nan")
+    return data
+
+
+def test_score_count_mismatch_is_named():
+    from sas_core.integrations.verl.options import VerlSASOptions
+
+    class Batch(dict):
+        pass
+
+    data = type("D", (), {})()
+    data.batch = Batch(
+        responses=torch.zeros((2, 3), dtype=torch.long),
+        response_mask=torch.ones((2, 3)),
+        old_log_probs=torch.zeros((2, 3)),
+        token_level_scores=torch.zeros((3, 3)),
+        advantages=torch.zeros((2, 3)),
+    )
+    seg = estimator.StepSegmenter([b"a"])
+    with pytest.raises(ValueError, match=r"^token_level_scores: 3 rows for 2 responses"):
+        estimator.apply_sas(data, VerlSASOptions(), seg, call=0)
+
+
+def test_shield_truncated_spares_failed_rollouts_that_ended(qwen, qwen_token_bytes, bound):
+    data, correct = make_batch(qwen, 4, n_prompts=4)
+    got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(shield="truncated"))
+    full = expected(qwen_token_bytes, make_batch(qwen, 4, n_prompts=4)[0], correct, 0)
+    mask = data.batch["response_mask"].bool()
+    ended = ~mask[:, -1]
+    for i in range(len(correct)):
+        if not correct[i] and ended[i]:  # failed and not cut: nothing zeroed
+            grpo = full[i][mask[i]]
+            assert (got.batch["advantages"][i][mask[i]] != 0).all() or (grpo == 0).all()
+        else:
+            assert torch.equal(got.batch["advantages"][i], full[i])
+
+
+def test_import_verl_alone_registers_sas_through_the_entry_point():
+    code = (
+        "import sys, verl\n"
+        "assert 'sas_core.integrations.verl.plugin' in sys.modules\n"
+        "from verl.trainer.ppo import core_algos\n"
+        "print('sas' in core_algos.ADV_ESTIMATOR_REGISTRY)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "True", out.stderr[-2000:]
+
+
+def test_v1_trainer_refuses_sas_at_start():
+    from omegaconf import OmegaConf
+    from verl.trainer.ppo.v1 import trainer_base
+
+    class Concrete(trainer_base.PPOTrainer):
+        pass
+
+    Concrete.__abstractmethods__ = frozenset()
+    config = OmegaConf.create({"algorithm": {"adv_estimator": "sas"}})
+    with pytest.raises(NotImplementedError, match=r"trainer\.use_v1=False"):
+        Concrete(config)
+
+
+def test_unknown_verl_version_is_refused(monkeypatch):
+    monkeypatch.setattr(verl, "__version__", "0.10.0")
+    with pytest.raises(estimator.UnsupportedVerl, match=r"supports verl 0\.9\.x"):
+        estimator.check_verl_version()
+
+
+SCRIPT = Path(__file__).resolve().parents[1] / "integrations" / "verl" / "train_deepscaler_4k.sh"
+
+
+def _dry_run(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SAS_VERL_DRY_RUN": "1", "PYTHON": sys.executable}
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=300, env=env
+    )
+
+
+def test_example_dry_run_composes_verls_config_with_the_papers_settings():
+    out = _dry_run("sas")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "algorithm.adv_estimator=sas" in out.stdout
+    assert "VerlSASOptions(ratio=0.3, mode='both', selection='confidence'" in out.stdout
+    for setting in ("data.max_response_length=4096", "actor_rollout_ref.rollout.n=8"):
+        assert setting in out.stdout
+    for flag in ("actor_rollout_ref.actor.optim.lr=1e-6", "data.train_batch_size=128"):
+        assert flag in out.stdout.splitlines()[0]
+    base = _dry_run("grpo")
+    assert base.returncode == 0 and "algorithm.adv_estimator=grpo" in base.stdout
+    bad = _dry_run("sas", "+algorithm.sas.ration=0.5")
+    assert bad.returncode != 0 and "algorithm.sas.ration: unknown SAS option" in bad.stderr
+
+
+def test_reward_function_file_scores_with_math_verify():
+    pytest.importorskip("math_verify")
+    from sas_core.integrations.verl import reward
+
+    path = subprocess.run(
+        [sys.executable, "-m", "sas_core.integrations.verl.reward"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout.strip()
+    assert Path(path).resolve() == Path(reward.__file__).resolve()
+    assert reward.compute_score("math", "so \\boxed{\\frac{1}{2}}", "0.5") == 1.0
+    assert reward.compute_score("math", "so \\boxed{3}", "0.5") == 0.0
+    assert reward.compute_score("math", "no answer", "0.5") == 0.0
+
+
+def test_trainer_binds_the_tokenizer_sized_to_the_model_and_checks_options_at_start(
+    tmp_path, qwen_token_bytes
+):
+    from transformers import Qwen2Config
+
+    from sas_core.demo.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    Qwen2Config(vocab_size=len(tok) + 9, hidden_size=8, num_attention_heads=2).save_pretrained(
+        tmp_path
+    )
+    model = f"actor_rollout_ref.model.path={tmp_path}"
+    trainer = build_trainer(tok, [model, "algorithm.adv_estimator=sas", "+algorithm.sas.ratio=0.5"])
+    assert estimator._RUN.segmenter.vocab_size == len(tok) + 9  # the embedding rows
+    with pytest.raises(ValueError, match=r"^algorithm\.sas\.ratio: must be in \[0, 1\]"):
+        build_trainer(tok, [model, "algorithm.adv_estimator=sas", "+algorithm.sas.ratio=2"])
+    # the call fit makes, on the bound segmenter
+    import random
+
+    from sas_core.demo.task import sample_problem, solution
+
+    rng = random.Random(0)
+    texts = [solution(sample_problem(rng), rng, hesitation=0.5) for _ in range(8)]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(map(len, ids))
+    responses = torch.zeros((8, width), dtype=torch.long)
+    mask = torch.zeros((8, width), dtype=torch.int64)
+    for i, row in enumerate(ids):
+        responses[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    out = advantage_step(trainer, _tiny_batch(responses, mask))
+    assert out.meta_info["metrics"]["sas/zeroed_token_frac"] > 0
+    assert trainer.config.algorithm.adv_estimator == "sas"
+
+
+def _tiny_batch(responses, mask):
+    import numpy as np
+    from verl import DataProto
+
+    b = responses.shape[0]
+    gen = torch.Generator().manual_seed(1)
+    scores = torch.zeros(responses.shape)
+    scores[torch.arange(b), mask.sum(1) - 1] = torch.tensor([1.0, 0.0] * (b // 2))
+    return DataProto.from_dict(
+        tensors={
+            "responses": responses,
+            "response_mask": mask,
+            "old_log_probs": torch.where(
+                mask.bool(), -torch.rand(responses.shape, generator=gen), 0.0
+            ),
+            "token_level_scores": scores,
+            "token_level_rewards": scores.clone(),
+        },
+        non_tensors={"uid": np.array([f"p{i % 2}" for i in range(b)], dtype=object)},
+    )
+
+
+def test_in_a_ray_actor_built_like_verls_task_runner(qwen, qwen_token_bytes):
+    """verl starts ``TaskRunner`` as ``ray.remote(num_cpus=1)``; the advantage step runs
+    there. The actor only imports verl (the entry point does the rest), builds the legacy
+    trainer and makes fit's call."""
+    ray = pytest.importorskip("ray")
+    import verl_actor
+
+    data, correct = make_batch(qwen, 7)
+    want = expected(qwen_token_bytes, data, correct, 0, ratio=0.5)
+    # Workers inherit the driver's environment: no runtime_env (its agent is slow to start).
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        runner = ray.remote(num_cpus=1)(verl_actor.TaskRunnerProbe).remote()
+        installed, advantages = ray.get(runner.run.remote(data), timeout=600)
+    finally:
+        ray.shutdown()
+    assert installed
+    torch.testing.assert_close(advantages, want)
+    assert torch.equal(advantages == 0, want == 0)
