@@ -16,6 +16,7 @@ MINIMUM: dict[str, tuple[str, str | None]] = {
     "transformers": ("4.56.2", None),  # TRL 1.16's own floor
     "trl": ("1.16", "2"),
     "openrlhf": ("0.11", "0.12"),  # one series: its experience maker is patched
+    "verl": ("0.9", "0.10"),  # one series: its trainer's advantage step is wrapped
 }
 
 

@@ -34,7 +34,6 @@ from sas_core.torch_api import sas_token_selection
 __all__ = ["ESTIMATOR", "UnsupportedVerl", "bind", "check_verl_version", "patch_module"]
 
 ESTIMATOR = "sas"
-SUPPORTED = "0.9."
 _MARK = "__sas_core_original__"
 _lock = threading.Lock()
 
@@ -46,13 +45,15 @@ class UnsupportedVerl(RuntimeError):
 def check_verl_version() -> str:
     import verl
 
-    version = getattr(verl, "__version__", "unknown")
-    if not str(version).startswith(SUPPORTED):
+    from sas_core.requirements import UnsupportedVersion, require
+
+    version = str(getattr(verl, "__version__", "0"))
+    try:
+        return require("verl", version)
+    except UnsupportedVersion as e:
         raise UnsupportedVerl(
-            f"sas-core's verl integration supports verl 0.9.x (it wraps that release's "
-            f"trainer), found verl {version}: pip install 'sas-core[verl]'"
-        )
-    return version
+            f"{e} (its trainer's advantage step is wrapped): pip install 'sas-core[verl]'"
+        ) from None
 
 
 class _Run:
