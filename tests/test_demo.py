@@ -31,7 +31,7 @@ from sas_core.demo.task import (
     truncated_but_sound,
 )
 from sas_core.demo.tiny import build_tokenizer
-from sas_core.demo.verdict import gates, paired, summarize, t975, verdict
+from sas_core.demo.verdict import design_checks, gates, paired, summarize, t975, verdict
 
 
 def _steps(text: str) -> list[str]:
@@ -161,6 +161,8 @@ def test_recorder_counts_against_hand_labels():
     assert late["failed_in_mixed_groups"] == 3
     assert late["truncated_sound_share_of_failed_in_mixed_groups"] == pytest.approx(1 / 3)
     assert rec.summary()["early"]["rollouts"] == 0
+    assert late["steps_per_rollout"] == pytest.approx((5 + 3 + 3 + 2 + 2 + 2) / 6)
+    assert late["k_two_or_more_share"] == 0.0  # k = floor(0.3 n) >= 2 needs 7 steps
 
     chars = list(full)
     zeroed = np.zeros(len(chars), bool)
@@ -173,6 +175,25 @@ def test_recorder_counts_against_hand_labels():
     assert early["all_steps_correct"] == {
         "careful": 3, "shortcut": 0, "hesitation": 1, "answer": 1, "other": 0
     }  # fmt: skip
+
+
+def test_design_check_d1_counts_rollouts_with_two_or_more_selected_steps():
+    p = Problem((1, 1))
+    texts = ["\n\n".join(["x"] * n) for n in (6, 7, 10)]  # k = 1, 2, 3
+    rec = RolloutRecorder(total_steps=10)
+    rec.batch_outcomes(1, [p] * 3, texts, [True] * 3, group_size=3)
+    early = rec.summary()["early"]
+    assert early["k_two_or_more_share"] == pytest.approx(2 / 3)
+    assert early["steps_per_rollout"] == pytest.approx(23 / 3)
+    # pooled over seeds and halves, weighted by rollouts; only the SAS arm counts
+    other = RolloutRecorder(total_steps=10)
+    other.batch_outcomes(8, [p], ["x"], [True], group_size=1)  # late: 1 step, k = 0
+    d1 = design_checks(
+        {"sas": {0: rec.summary(), 1: other.summary()}, "grpo": {0: other.summary()}}
+    )["D1"]
+    assert d1["value"] == pytest.approx(2 / 4) and d1["passed"] is True
+    assert d1["steps_per_rollout"] == pytest.approx((23 + 1) / 4)
+    assert design_checks({})["D1"]["passed"] is None
 
 
 def _t_cdf(t: float, df: int) -> float:
@@ -272,6 +293,8 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
         else:
             assert g["passed"] is (g["value"] >= g["threshold"])
     assert first["gates"]["G3"]["passed"] is None  # no grpo-2L arm in the default run
+    d1 = first["design_checks"]["D1"]
+    assert 0.0 <= d1["value"] <= 1.0 and d1["passed"] is (d1["value"] >= 0.5)
     env = first["environment"]
     for key in ("torch", "trl", "transformers", "sas_core", "python", "cpu", "threads_per_process"):
         assert env[key]

@@ -159,6 +159,14 @@ def print_report(result: dict, out: Path) -> None:
         gates.add_row(f"{name}: {about[name]}", _fmt(g["value"]), _fmt(g["threshold"], 2),
                       "-" if g["passed"] is None else str(g["passed"]))  # fmt: skip
     console.print(gates)
+    d1 = result.get("design_checks", {}).get("D1")
+    if d1 and d1["value"] is not None:
+        console.print(
+            f"design check D1 (not part of the verdict): {d1['value']:.1%} of SAS's training "
+            f"rollouts have k = floor(0.3 n) >= 2 (threshold {d1['threshold']:.0%}, "
+            f"{'passed' if d1['passed'] else 'NOT passed'}); "
+            f"{d1['steps_per_rollout']:.1f} steps per rollout"
+        )
 
     table = Table(title=f"arms (window L = {cfg['rl']['limit']}, evaluated at 2L; mean over seeds)")
     for col in ("arm", "seeds", "late Pass@1 2L", "final Pass@1 2L", "late acc. under L",

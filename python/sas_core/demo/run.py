@@ -277,7 +277,7 @@ def environment(threads: int) -> dict:
 def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     """``demo.json`` and the figures from every unit on disk for this configuration."""
     from sas_core.demo import plots
-    from sas_core.demo.verdict import gates, paired_metric, summarize, verdict
+    from sas_core.demo.verdict import design_checks, gates, paired_metric, summarize, verdict
 
     audits = {}
     path = out_dir / "bases" / f"seed{cfg.base_seed}.json"
@@ -301,6 +301,7 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     }
     result = {
         "gates": gate_results,
+        "design_checks": design_checks(diags),
         "verdict": verdict(gate_results, runs),
         "comparisons": comparisons,
         "environment": environment(1 if cfg.jobs > 1 else _threads()),

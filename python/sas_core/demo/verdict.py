@@ -26,6 +26,7 @@ from statistics import mean, stdev
 
 G1_AUC = 0.8
 G2_SHARE = 0.10
+D1_SHARE = 0.5  # design check: most SAS training rollouts have k = floor(0.3 n) >= 2
 REFUTE_UPPER = 0.02
 LENGTH_TOLERANCE = 1.10
 MIN_PRIMARY_SEEDS = 10
@@ -121,6 +122,24 @@ def gates(base_audits: dict, runs: dict, diagnostics: dict) -> dict:
         "G2": _gate(g2, G2_SHARE, None if g2 is None else g2 >= G2_SHARE),
         "G3": g3,
     }
+
+
+def design_checks(diagnostics: dict) -> dict:
+    """D1 (reported beside the gates, not part of the verdict): the share of the SAS
+    arm's training rollouts, all seeds and the whole run, with k = floor(0.3 n) >= 2,
+    and their mean steps."""
+    rollouts = steps = two = 0.0
+    for d in diagnostics.get("sas", {}).values():
+        for ph in ("early", "late"):
+            n = d[ph]["rollouts"]
+            if n and d[ph].get("k_two_or_more_share") is not None:
+                rollouts += n
+                steps += d[ph]["steps_per_rollout"] * n
+                two += d[ph]["k_two_or_more_share"] * n
+    share = two / rollouts if rollouts else None
+    d1 = _gate(share, D1_SHARE, None if share is None else share >= D1_SHARE)
+    d1["steps_per_rollout"] = steps / rollouts if rollouts else None
+    return {"D1": d1}
 
 
 def verdict(gate_results: dict, runs: dict) -> dict:
