@@ -181,7 +181,8 @@ def test_v1_trainer_refuses_sas_at_start():
 
 def test_unknown_verl_version_is_refused(monkeypatch):
     monkeypatch.setattr(verl, "__version__", "0.10.0")
-    with pytest.raises(estimator.UnsupportedVerl, match=r"^verl 0\.10\.0 is installed; sas-core supports verl>=0\.9,<0\.10"):
+    want = r"^verl 0\.10\.0 is installed; sas-core supports verl>=0\.9,<0\.10"
+    with pytest.raises(estimator.UnsupportedVerl, match=want):
         estimator.check_verl_version()
 
 
