@@ -142,15 +142,16 @@ def test_score_count_mismatch_is_named():
 def test_shield_truncated_spares_failed_rollouts_that_ended(qwen, qwen_token_bytes, bound):
     data, correct = make_batch(qwen, 4, n_prompts=4)
     got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(shield="truncated"))
-    full = expected(qwen_token_bytes, make_batch(qwen, 4, n_prompts=4)[0], correct, 0)
-    mask = data.batch["response_mask"].bool()
-    ended = ~mask[:, -1]
-    for i in range(len(correct)):
-        if not correct[i] and ended[i]:  # failed and not cut: nothing zeroed
-            grpo = full[i][mask[i]]
-            assert (got.batch["advantages"][i][mask[i]] != 0).all() or (grpo == 0).all()
-        else:
-            assert torch.equal(got.batch["advantages"][i], full[i])
+    fresh = make_batch(qwen, 4, n_prompts=4)[0]
+    full = expected(qwen_token_bytes, fresh, correct, 0)
+    grpo = expected(qwen_token_bytes, fresh, correct, 0, ratio=0.0)  # nothing selected
+    ended = ~data.batch["response_mask"].bool()[:, -1]
+    spared = ~correct & ended  # failed and not cut: GRPO's advantage stands
+    assert spared.any() and (~spared).any()
+    adv = got.batch["advantages"]
+    torch.testing.assert_close(adv[spared], grpo[spared])
+    torch.testing.assert_close(adv[~spared], full[~spared])
+    assert not torch.equal(full[spared] == 0, grpo[spared] == 0)  # the shield changed them
 
 
 def test_import_verl_alone_registers_sas_through_the_entry_point():
