@@ -106,20 +106,16 @@ def test_correct_override_uses_given_flags(qwen_segmenter):
     flags = torch.tensor([True, False, True, False])
     _a, sa = sas_core.sas_advantages(ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags)
     assert sa["sas/correct"] == 0.5
-    # the flags, not the rewards, decide which steps are zeroed
-    for flags_given in (flags, ~flags):
-        picked = sas_core.sas_token_selection(ids, lps, mask, flags_given, qwen_segmenter)
+    # The flags, not the rewards, decide which rollouts get zeros: with mode "correct" and
+    # ratio 1 exactly the flagged rollouts lose every step (GRPO advantages all nonzero).
+    varied = torch.tensor([1.0, 0.0, 0.5, 0.25])
+    for flagged in (flags, ~flags):
         adv, _ = sas_core.sas_advantages(
-            ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags_given
+            ids, lps, mask, varied, 4, qwen_segmenter, correct=flagged, ratio=1.0, mode="correct"
         )
-        assert torch.equal((adv == 0) & mask, ~picked.keep & mask)
-    zeroed_as_given, _ = sas_core.sas_advantages(
-        ids, lps, mask, rewards, 4, qwen_segmenter, correct=flags
-    )
-    zeroed_inverted, _ = sas_core.sas_advantages(
-        ids, lps, mask, rewards, 4, qwen_segmenter, correct=~flags
-    )
-    assert not torch.equal(zeroed_as_given == 0, zeroed_inverted == 0)
+        zeroed_rows = ((adv == 0) | ~mask.bool()).all(dim=1)
+        assert torch.equal(zeroed_rows, flagged)
+        assert (adv[~flagged][mask[~flagged].bool()] != 0).all()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA or ROCm device")

@@ -105,7 +105,7 @@ def test_bad_configuration_fails_naming_the_key(qwen, bound):
     nan.batch["old_log_probs"][0, 0] = float("nan")
     with pytest.raises(ValueError, match="logprobs: row 0: must be finite"):
         rt.compute_advantage(nan, adv_estimator="sas", config=algo_cfg(nonfinite="raise"))
-    estimator._RUN.warned_nonfinite = False
+    estimator._RUN._sas_warned_nonfinite = False
     with pytest.warns(RuntimeWarning, match="NaN/inf log-probs"):
         kept = rt.compute_advantage(_nan_batch(qwen), adv_estimator="sas", config=algo_cfg())
     assert kept.meta_info["metrics"]["sas/nonfinite_rollouts"] == 1

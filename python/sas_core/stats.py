@@ -22,10 +22,11 @@ name means the same number in every framework's logs:
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 
-__all__ = ["NAMES", "SASStats", "batch_stats", "rollout_stats"]
+__all__ = ["NAMES", "SASStats", "batch_stats", "rollout_stats", "warn_nonfinite_once"]
 
 NAMES = (
     "sas/zeroed_token_frac",
@@ -101,3 +102,16 @@ def batch_stats(
         for name, v in per_rollout.items()
     }
     return SASStats(values, legacy or {})
+
+
+def warn_nonfinite_once(run: Any, count: int) -> None:
+    """One ``RuntimeWarning`` per training run (``run`` carries the flag) the first time
+    rollouts had NaN/inf log-probs and kept their advantage (``nonfinite="keep"``)."""
+    if count and not getattr(run, "_sas_warned_nonfinite", False):
+        run._sas_warned_nonfinite = True
+        warnings.warn(
+            f"SAS: {count} rollout(s) had NaN/inf log-probs; they keep their GRPO advantage "
+            "(counted in sas/nonfinite_rollouts; warned once)",
+            RuntimeWarning,
+            stacklevel=3,
+        )

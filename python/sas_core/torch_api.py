@@ -115,6 +115,13 @@ class TokenSelection(NamedTuple):
     n_zeroed: np.ndarray
     nonfinite: np.ndarray
 
+    def unselect(self, rows: np.ndarray) -> None:
+        """Selects nothing in ``rows`` ((B,) bool), in place: a shield that spares some
+        rollouts (e.g. failed but not truncated ones)."""
+        self.keep[_row_index(self.keep, rows)] = True
+        self.n_selected[rows] = 0
+        self.n_zeroed[rows] = 0
+
     def stats(self, action_mask: Any, correct: Any, truncated: Any = None) -> dict[str, np.ndarray]:
         """Per-rollout ``sas/...`` statistics (:func:`sas_core.stats.rollout_stats`)."""
         tokens = _mask_array(action_mask).sum(axis=1)
@@ -123,6 +130,15 @@ class TokenSelection(NamedTuple):
         return rollout_stats(
             self.n_units, self.n_selected, self.n_zeroed, tokens, c, self.nonfinite, t
         )
+
+
+def _row_index(target: Any, rows: np.ndarray) -> Any:
+    """``rows`` as an index of ``target`` (a tensor, on its device, or an array)."""
+    if _arrays.is_torch(target):
+        import torch
+
+        return torch.from_numpy(np.asarray(rows, dtype=bool)).to(target.device)
+    return np.asarray(rows, dtype=bool)
 
 
 def _check_padded(
@@ -239,22 +255,42 @@ def sas_token_selection(
     """
     import torch
 
+    picked, _ = _select(
+        response_ids,
+        logprobs,
+        action_mask,
+        correct,
+        segmenter,
+        SASOptions(
+            ratio=ratio,
+            mode=mode,
+            selection=selection,
+            granularity=granularity,
+            seed=seed,
+            nonfinite=nonfinite,
+        ),
+        num_threads,
+    )
+    return picked._replace(keep=torch.from_numpy(picked.keep).to(logprobs.device))
+
+
+def _select(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    correct: Any,
+    segmenter: StepSegmenter,
+    options: SASOptions,
+    num_threads: int | None,
+) -> tuple[TokenSelection, np.ndarray]:
+    """The checked padded call: (selection with a numpy keep, (B, A) bool mask)."""
     shape = _check_padded(response_ids, logprobs, action_mask)
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
-    opts = SASOptions(
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
-        nonfinite=nonfinite,
-    )
+    mask = _mask_array(action_mask)
     keep, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
-        response_ids, logprobs, _mask_array(action_mask), correct_np, segmenter, opts, num_threads
+        response_ids, logprobs, mask, correct_np, segmenter, options, num_threads
     )
-    return TokenSelection(
-        torch.from_numpy(keep).to(logprobs.device), n_units, n_selected, n_zeroed, bad_rows
-    )
+    return TokenSelection(keep, n_units, n_selected, n_zeroed, bad_rows), mask
 
 
 def sas_token_advantages(
@@ -300,8 +336,7 @@ def sas_token_advantages(
     shape = _check_padded(response_ids, logprobs, action_mask)
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
-    correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
-    opts = SASOptions(
+    options = SASOptions(
         ratio=ratio,
         mode=mode,
         selection=selection,
@@ -309,13 +344,14 @@ def sas_token_advantages(
         seed=seed,
         nonfinite=nonfinite,
     )
-    mask = _mask_array(action_mask)
-    keep, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
-        response_ids, logprobs, mask, correct_np, segmenter, opts, num_threads
+    picked, mask = _select(
+        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads
     )
+    correct_np = _arrays.bool_array(correct, "correct")
+    n_units, n_selected, n_zeroed, bad_rows = picked[1:]
     dtype, device = logprobs.dtype, logprobs.device
     per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
-    out = torch.from_numpy(keep & mask).to(device=device, dtype=dtype) * per_rollout
+    out = torch.from_numpy(picked.keep & mask).to(device=device, dtype=dtype) * per_rollout
 
     tokens = mask.sum(axis=1)
     per_rollout = rollout_stats(n_units, n_selected, n_zeroed, tokens, correct_np, bad_rows)

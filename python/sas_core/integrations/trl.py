@@ -18,7 +18,6 @@ Install with ``pip install "sas-core[trl]"``.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +31,7 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
 from sas_core.options import SASOptions  # noqa: E402
 from sas_core.segmenter import StepSegmenter  # noqa: E402
+from sas_core.stats import warn_nonfinite_once  # noqa: E402
 from sas_core.torch_api import sas_token_advantages  # noqa: E402
 
 __all__ = ["SASGRPOConfig", "SASGRPOTrainer"]
@@ -181,15 +181,7 @@ class SASGRPOTrainer(GRPOTrainer):
             seed=(int(self.args.seed) << 32) + self._sas_batches,
             nonfinite=self.args.nonfinite,
         )
-        bad = int(stats["sas/nonfinite_rollouts"])
-        if bad and not self._sas_warned_nonfinite:
-            self._sas_warned_nonfinite = True
-            warnings.warn(
-                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they "
-                "keep their GRPO advantage (counted in sas/nonfinite_rollouts; warned once)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        warn_nonfinite_once(self, int(stats["sas/nonfinite_rollouts"]))
         out["advantages"] = adv.to(out["advantages"].dtype)
         mode = "train" if self.model.training else "eval"
         for name, value in stats.items():  # the sas/... names of sas_core.stats

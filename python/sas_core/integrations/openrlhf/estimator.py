@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +26,7 @@ from sas_core._core import unit_key
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import SASOptions
 from sas_core.segmenter import StepSegmenter
+from sas_core.stats import warn_nonfinite_once
 from sas_core.torch_api import sas_token_selection
 
 __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]
@@ -115,10 +115,7 @@ def apply_sas(
                     "shield: 'truncated' needs the experience's `truncated` flags, which "
                     "this OpenRLHF rollout did not record"
                 )
-            spared = (~correct & ~truncated).numpy()
-            picked.keep[torch.from_numpy(spared).to(picked.keep.device)] = True
-            picked.n_selected[spared] = 0
-            picked.n_zeroed[spared] = 0
+            picked.unselect((~correct & ~truncated).numpy())
 
         adv = exp.advantages
         exp.advantages = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
@@ -195,14 +192,7 @@ def _wrap(original: Any) -> Any:
         call = self.__dict__.get("_sas_calls", 0)
         self._sas_calls = call + 1
         bad = apply_sas(experiences, scores, options, _segmenter(self, options), call=call)
-        if bad and not self.__dict__.get("_sas_warned_nonfinite"):
-            self._sas_warned_nonfinite = True
-            warnings.warn(
-                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they keep their GRPO "
-                "advantage (counted in sas/nonfinite_rollouts; warned once)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        warn_nonfinite_once(self, bad)
         return experiences
 
     setattr(compute_advantages_and_returns, _MARK, original)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import threading
-import warnings
 from typing import Any
 
 import torch
@@ -28,7 +27,7 @@ import torch
 from sas_core._core import unit_key
 from sas_core.integrations.verl.options import VerlSASOptions
 from sas_core.segmenter import StepSegmenter
-from sas_core.stats import batch_stats
+from sas_core.stats import batch_stats, warn_nonfinite_once
 from sas_core.torch_api import sas_token_selection
 
 __all__ = ["ESTIMATOR", "UnsupportedVerl", "bind", "check_verl_version", "patch_module"]
@@ -62,7 +61,7 @@ class _Run:
     def __init__(self) -> None:
         self.segmenter: StepSegmenter | None = None
         self.calls = 0
-        self.warned_nonfinite = False
+        self._sas_warned_nonfinite = False
 
 
 _RUN = _Run()
@@ -151,10 +150,7 @@ def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, c
         nonfinite=options.nonfinite,
     )
     if options.shield == "truncated":
-        spared = (~correct & ~truncated).numpy()
-        picked.keep[torch.from_numpy(spared).to(picked.keep.device)] = True
-        picked.n_selected[spared] = 0
-        picked.n_zeroed[spared] = 0
+        picked.unselect((~correct & ~truncated).numpy())
     adv = batch["advantages"]
     batch["advantages"] = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
     return dict(batch_stats(picked.stats(mask, correct, truncated)))
@@ -177,15 +173,7 @@ def _wrap_compute_advantage(original: Any) -> Any:
             call, _RUN.calls = _RUN.calls, _RUN.calls + 1
         stats = apply_sas(data, options, _RUN.segmenter, call=call)
         data.meta_info.setdefault("metrics", {}).update(stats)
-        bad = int(stats["sas/nonfinite_rollouts"])
-        if bad and not _RUN.warned_nonfinite:
-            _RUN.warned_nonfinite = True
-            warnings.warn(
-                f"SAS: {bad} rollout(s) had NaN/inf log-probs; they keep their GRPO "
-                "advantage (counted in sas/nonfinite_rollouts; warned once)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
         return data
 
     setattr(compute_advantage, _MARK, original)
