@@ -117,6 +117,7 @@ class SASGRPOTrainer(GRPOTrainer):
                 f"correctness_reward: {self.args.correctness_reward!r} is not one of the reward "
                 f"functions {self.reward_func_names}"
             )
+        self.sas_options = self.args.sas_options()
         self.sas_segmenter = StepSegmenter.for_model(
             _tokenizer_of(self.processing_class), self.model, think_end=self.args.think_end
         )
@@ -174,12 +175,9 @@ class SASGRPOTrainer(GRPOTrainer):
             out["advantages"],
             correct,
             self.sas_segmenter,
-            ratio=self.args.ratio,
-            mode=self.args.mode,
-            selection=self.args.selection,
-            granularity=self.args.granularity,
-            seed=(int(self.args.seed) << 32) + self._sas_batches,
-            nonfinite=self.args.nonfinite,
+            **self.sas_options.selection_kwargs(
+                seed=(int(self.args.seed) << 32) + self._sas_batches
+            ),
         )
         warn_nonfinite_once(self, int(stats["sas/nonfinite_rollouts"]))
         out["advantages"] = adv.to(out["advantages"].dtype)

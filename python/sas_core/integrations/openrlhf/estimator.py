@@ -101,12 +101,7 @@ def apply_sas(
             mask,
             correct,
             segmenter,
-            ratio=options.ratio,
-            mode=options.mode,
-            selection=options.selection,
-            granularity=options.granularity,
-            seed=experience_seed(options.seed, call, j),
-            nonfinite=options.nonfinite,
+            **options.selection_kwargs(seed=experience_seed(options.seed, call, j)),
         )
         nonfinite += int(picked.nonfinite.sum())
         if options.shield == "truncated":

@@ -142,12 +142,7 @@ def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, c
         mask,
         correct,
         segmenter,
-        ratio=options.ratio,
-        mode=options.mode,
-        selection=options.selection,
-        granularity=options.granularity,
-        seed=unit_key(options.seed, call, 0),
-        nonfinite=options.nonfinite,
+        **options.selection_kwargs(seed=unit_key(options.seed, call, 0)),
     )
     if options.shield == "truncated":
         picked.unselect((~correct & ~truncated).numpy())
