@@ -56,7 +56,7 @@ def test_compute_advantage_equals_the_reference(qwen, qwen_token_bytes, bound, o
         got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(**options))
         torch.testing.assert_close(got.batch["advantages"], want)
         assert torch.equal(got.batch["advantages"] == 0, want == 0)
-        metrics = got.meta_info["metrics"]
+        metrics = got.meta_info["sas_metrics"]
         assert metrics["sas/correct"] == pytest.approx(correct.float().mean().item())
         assert metrics["sas/nonfinite_rollouts"] == 0
 
@@ -72,7 +72,7 @@ def test_sas_zeroes_something_and_correctness_comes_from_the_raw_scores(qwen, bo
     mask = data.batch["response_mask"].bool()
     newly = mask & (got.batch["advantages"] == 0) & (grpo.batch["advantages"] != 0)
     assert newly.any()  # not vacuous
-    assert got.meta_info["metrics"]["sas/zeroed_token_frac"] > 0
+    assert got.meta_info["sas_metrics"]["sas/zeroed_token_frac"] > 0
 
 
 def test_other_estimators_are_unchanged(qwen, bound):
@@ -82,7 +82,7 @@ def test_other_estimators_are_unchanged(qwen, bound):
         want = original(make_batch(qwen, 2)[0], adv_estimator=name, config=algo_cfg())
         got = rt.compute_advantage(data, adv_estimator=name, config=algo_cfg())
         assert torch.equal(got.batch["advantages"], want.batch["advantages"])
-        assert "metrics" not in got.meta_info
+        assert "sas_metrics" not in got.meta_info
 
 
 def test_bad_configuration_fails_naming_the_key(qwen, bound):
@@ -108,7 +108,7 @@ def test_bad_configuration_fails_naming_the_key(qwen, bound):
     estimator._RUN._sas_warned_nonfinite = False
     with pytest.warns(RuntimeWarning, match="NaN/inf log-probs"):
         kept = rt.compute_advantage(_nan_batch(qwen), adv_estimator="sas", config=algo_cfg())
-    assert kept.meta_info["metrics"]["sas/nonfinite_rollouts"] == 1
+    assert kept.meta_info["sas_metrics"]["sas/nonfinite_rollouts"] == 1
     estimator._RUN.segmenter = None
     with pytest.raises(RuntimeError, match="has no tokenizer"):
         rt.compute_advantage(make_batch(qwen, 0)[0], adv_estimator="sas", config=algo_cfg())
@@ -260,7 +260,14 @@ def test_trainer_binds_the_tokenizer_sized_to_the_model_and_checks_options_at_st
         responses[i, : len(row)] = torch.tensor(row)
         mask[i, : len(row)] = 1
     out = advantage_step(trainer, _tiny_batch(responses, mask))
-    assert out.meta_info["metrics"]["sas/zeroed_token_frac"] > 0
+    assert out.meta_info["sas_metrics"]["sas/zeroed_token_frac"] > 0
+    # and they reach the metrics fit logs, through verl's own compute_data_metrics
+    prompts = torch.ones((8, 3), dtype=torch.long)
+    out.batch["prompts"] = prompts
+    out.batch["attention_mask"] = torch.cat([torch.ones_like(prompts), mask], dim=1)
+    logged = rt.compute_data_metrics(batch=out, use_critic=False)
+    assert logged["sas/zeroed_token_frac"] == out.meta_info["sas_metrics"]["sas/zeroed_token_frac"]
+    assert "critic/advantages/mean" in logged  # verl's own metrics are all still there
     assert trainer.config.algorithm.adv_estimator == "sas"
 
 

@@ -33,6 +33,7 @@ from sas_core.torch_api import sas_token_selection
 __all__ = ["ESTIMATOR", "UnsupportedVerl", "bind", "check_verl_version", "patch_module"]
 
 ESTIMATOR = "sas"
+META_KEY = "sas_metrics"  # where the batch carries its sas/... statistics to the logger
 _MARK = "__sas_core_original__"
 _lock = threading.Lock()
 
@@ -167,7 +168,7 @@ def _wrap_compute_advantage(original: Any) -> Any:
         with _lock:
             call, _RUN.calls = _RUN.calls, _RUN.calls + 1
         stats = apply_sas(data, options, _RUN.segmenter, call=call)
-        data.meta_info.setdefault("metrics", {}).update(stats)
+        data.meta_info[META_KEY] = stats  # read back by compute_data_metrics
         warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
         return data
 
@@ -179,8 +180,7 @@ def _wrap_data_metrics(original: Any) -> Any:
     @functools.wraps(original)
     def compute_data_metrics(batch: Any, *args: Any, **kwargs: Any) -> dict:
         metrics = original(batch, *args, **kwargs)
-        extra = getattr(batch, "meta_info", {}).get("metrics", {})
-        metrics.update({k: v for k, v in extra.items() if k.startswith("sas/")})
+        metrics.update(getattr(batch, "meta_info", {}).get(META_KEY, {}))
         return metrics
 
     setattr(compute_data_metrics, _MARK, original)
