@@ -169,9 +169,12 @@ def test_installed_release_is_supported():
 
 def test_options_validate_themselves():
     for bad in ({"ratio": 1.1}, {"mode": "x"}, {"logprobs": "ref"}, {"shield": "x"}, {"seed": -1},
-                {"correct_threshold": float("inf")}, {"ratio": True}):  # fmt: skip
-        with pytest.raises(ValueError, match=next(iter(bad))):
+                {"correct_threshold": float("inf")}, {"nonfinite": "skip"}):  # fmt: skip
+        with pytest.raises(ValueError, match=rf"^{next(iter(bad))}: "):
             SASOptions(**bad)
+    with pytest.raises(TypeError, match=r"^ratio: must be a real number"):  # the core's rule
+        SASOptions(ratio=True)
+    assert SASOptions().nonfinite == "keep"  # a long run survives one bad rollout
 
 
 def _python(code: str, *argv: str) -> subprocess.CompletedProcess:
