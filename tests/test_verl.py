@@ -180,6 +180,36 @@ def test_v1_trainer_refuses_sas_at_start():
         Concrete(config)
 
 
+def test_other_verl_release_keeps_verl_working_and_refuses_sas_at_start():
+    """sas-core installed beside a verl it does not know: verl imports and trains with
+    other estimators; asking for sas fails when the trainer is built, naming versions."""
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from sas_core import requirements\n"
+        "requirements.MINIMUM['verl'] = ('0.10', '0.11')  # as if this verl were unknown\n"
+        "import verl\n"
+        "from verl.trainer.ppo import core_algos, ray_trainer as rt\n"
+        "from sas_core.integrations.verl.estimator import UnsupportedVerl, is_installed\n"
+        "from sas_core.demo.tiny import build_tokenizer\n"
+        "from verl_helpers import build_trainer\n"
+        "assert not is_installed()\n"
+        "build_trainer(build_tokenizer(), ['algorithm.adv_estimator=grpo'])  # unaffected\n"
+        "try:\n"
+        "    build_trainer(build_tokenizer(), ['algorithm.adv_estimator=sas'])\n"
+        "except UnsupportedVerl as e:\n"
+        "    print('refused:', e)\n"
+        "try:\n"
+        "    core_algos.get_adv_estimator_fn('sas')()\n"
+        "except UnsupportedVerl:\n"
+        "    print('estimator refuses too')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "refused: verl 0.9.1 is installed; sas-core supports verl>=0.10,<0.11" in out.stdout
+    assert "estimator refuses too" in out.stdout
+
+
 def test_unknown_verl_version_is_refused(monkeypatch):
     monkeypatch.setattr(verl, "__version__", "0.10.0")
     want = r"^verl 0\.10\.0 is installed; sas-core supports verl>=0\.9,<0\.10"

@@ -232,8 +232,14 @@ def _patch_attr(owner: Any, name: str, wrap: Any) -> None:
 
 
 def patch_module(module: Any) -> None:
-    """Installs SAS in a just-imported verl trainer module (idempotent)."""
-    check_verl_version()
+    """Installs SAS in a just-imported verl trainer module (idempotent). Under a verl
+    release this integration does not know, verl itself is left working and only a run
+    that asks for ``sas`` is refused (see :func:`_refuse`)."""
+    try:
+        check_verl_version()
+    except UnsupportedVerl as error:
+        _refuse(module, error)
+        return
     if module.__name__.endswith("ppo.core_algos"):
         register()
         return
@@ -245,6 +251,34 @@ def patch_module(module: Any) -> None:
             _patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
         elif module.__name__.endswith("v1.trainer_base"):
             _patch_attr(module.PPOTrainer, "__init__", _wrap_v1_init)
+
+
+def _refuse(module: Any, error: UnsupportedVerl) -> None:
+    """Another verl release: ``sas`` is registered as an estimator that raises ``error``
+    (so the config is not rejected with a vaguer message), and the trainers it can find
+    raise it when built with ``adv_estimator=sas``: at start, before any GPU work."""
+
+    def refusing_estimator(*args: Any, **kwargs: Any) -> Any:
+        raise error
+
+    def refusing_init(original: Any) -> Any:
+        @functools.wraps(original)
+        def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
+            if _name(config.algorithm.adv_estimator) == ESTIMATOR:
+                raise error
+            original(self, config, *args, **kwargs)
+
+        setattr(__init__, _MARK, original)
+        return __init__
+
+    register_adv_est = getattr(module, "register_adv_est", None)
+    registry = getattr(module, "ADV_ESTIMATOR_REGISTRY", {})
+    if register_adv_est is not None and ESTIMATOR not in registry:
+        register_adv_est(ESTIMATOR)(refusing_estimator)
+    for name in ("RayPPOTrainer", "PPOTrainer"):
+        cls = getattr(module, name, None)
+        if isinstance(cls, type):
+            _patch_attr(cls, "__init__", refusing_init)
 
 
 def is_installed() -> bool:
