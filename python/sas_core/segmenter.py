@@ -136,12 +136,32 @@ class StepSegmenter:
             n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
             and the response tokens those cover. Errors name the row.
         """
+        return self._keep_mask_padded(
+            response_ids,
+            logprobs,
+            action_mask,
+            correct,
+            option_args(ratio, mode, selection, granularity, seed),
+            num_threads,
+        )
+
+    def _keep_mask_padded(
+        self,
+        response_ids: np.ndarray,
+        logprobs: np.ndarray,
+        action_mask: np.ndarray,
+        correct: np.ndarray,
+        core_args: tuple[float, str, str, str, int],
+        num_threads: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`select_padded` with options already checked (``SASOptions.core_args``),
+        for callers that hold an options object: they are not validated twice."""
         return self._table.keep_mask_padded(
             response_ids,
             logprobs,
             action_mask,
             correct,
-            *option_args(ratio, mode, selection, granularity, seed),
+            *core_args,
             _arrays.threads_value(num_threads),
         )
 

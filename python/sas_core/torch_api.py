@@ -170,10 +170,10 @@ def _padded_core(
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> TokenSelection:
     """:meth:`StepSegmenter.select_padded` on the CPU arrays of the tensors: (B, A)
-    keep (False exactly on the selected response tokens), per-rollout counts, and the
-    rollouts left unselected for non-finite log-probs.
+    keep as a numpy array (False exactly on the selected response tokens), per-rollout
+    counts, and the rollouts left unselected for non-finite log-probs.
 
     It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
     ids and float32/float64 log-probs). Advantages are applied by the caller in the
@@ -203,24 +203,13 @@ def _padded_core(
         bad_rows = bad.any(axis=1)
         if bad_rows.any():
             lp_np = np.where(bad, 0.0, lp_np).astype(lp_np.dtype)
-    ratio, mode, selection, granularity, seed = options.core_args()
-    keep, n_units, n_selected, n_zeroed = segmenter.select_padded(
-        ids.cpu().contiguous().numpy(),
-        lp_np,
-        mask,
-        correct,
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
-        num_threads=num_threads,
+    keep, n_units, n_selected, n_zeroed = segmenter._keep_mask_padded(
+        ids.cpu().contiguous().numpy(), lp_np, mask, correct, options.core_args(), num_threads
     )
+    picked = TokenSelection(keep, n_units, n_selected, n_zeroed, bad_rows)
     if bad_rows.any():
-        keep[bad_rows] = True
-        n_selected[bad_rows] = 0
-        n_zeroed[bad_rows] = 0
-    return keep, n_units, n_selected, n_zeroed, bad_rows
+        picked.unselect(bad_rows)
+    return picked
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -255,7 +244,7 @@ def sas_token_selection(
     """
     import torch
 
-    picked, _ = _select(
+    picked, _, _ = _select(
         response_ids,
         logprobs,
         action_mask,
@@ -282,15 +271,14 @@ def _select(
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
-) -> tuple[TokenSelection, np.ndarray]:
-    """The checked padded call: (selection with a numpy keep, (B, A) bool mask)."""
+) -> tuple[TokenSelection, np.ndarray, np.ndarray]:
+    """The checked padded call: (selection with a numpy keep, (B, A) bool mask, (B,)
+    bool correct)."""
     shape = _check_padded(response_ids, logprobs, action_mask)
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     mask = _mask_array(action_mask)
-    keep, n_units, n_selected, n_zeroed, bad_rows = _padded_core(
-        response_ids, logprobs, mask, correct_np, segmenter, options, num_threads
-    )
-    return TokenSelection(keep, n_units, n_selected, n_zeroed, bad_rows), mask
+    picked = _padded_core(response_ids, logprobs, mask, correct_np, segmenter, options, num_threads)
+    return picked, mask, correct_np
 
 
 def sas_token_advantages(
@@ -344,10 +332,9 @@ def sas_token_advantages(
         seed=seed,
         nonfinite=nonfinite,
     )
-    picked, mask = _select(
+    picked, mask, correct_np = _select(
         response_ids, logprobs, action_mask, correct, segmenter, options, num_threads
     )
-    correct_np = _arrays.bool_array(correct, "correct")
     n_units, n_selected, n_zeroed, bad_rows = picked[1:]
     dtype, device = logprobs.dtype, logprobs.device
     per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
