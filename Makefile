@@ -64,7 +64,7 @@ verl-env: dev
 
 ## test-verl: verl's own compute_advantage, entry point, example and benchmark, in the verl venv
 test-verl: verl-env
-	$(VERL_PY) -m pytest tests/test_verl.py benchmarks/test_bench_verl.py -q --benchmark-disable
+	$(VERL_PY) -m pytest tests/test_verl.py tests/test_verl_v1.py benchmarks/test_bench_verl.py benchmarks/test_bench_verl_v1.py -q --benchmark-disable
 
 ## wheel: the abi3 wheel (one for every CPython >= 3.10) and the sdist, into dist/
 wheel: dev

@@ -24,3 +24,34 @@ class TaskRunnerProbe:
         )
         out = advantage_step(trainer, data)
         return is_installed(), out.batch["advantages"]
+
+
+class TaskRunnerV1Probe:
+    """The same for the V1 trainer: ``TaskRunnerV1.run`` calls ``tq.init`` (here it
+    attaches to the driver's TransferQueue), builds the ``sync`` trainer and starts its
+    ``init`` with ``_init_tokenizer``; the batch goes in as the agent loop writes it."""
+
+    def run(self, model_dir: str, data: Any) -> tuple[bool, Any, dict]:
+        import transfer_queue as tq
+        import verl  # noqa: F401  (loads the verl.plugins entry point)
+        from verl.trainer.ppo.v1 import get_trainer_cls
+        from verl_helpers import get_v1_advantages, put_v1_batch, v1_config
+
+        from sas_core.integrations.verl.estimator import is_installed
+
+        config = v1_config(
+            [
+                f"actor_rollout_ref.model.path={model_dir}",
+                "algorithm.adv_estimator=sas",
+                "+algorithm.sas.ratio=0.5",
+            ]
+        )
+        tq.init(config.transfer_queue)
+        trainer = get_trainer_cls(config.trainer.v1.trainer_mode)(config=config)
+        trainer._init_tokenizer()
+        meta = put_v1_batch(data)
+        metrics: dict = {}
+        trainer._compute_advantage(meta, metrics)
+        advantages = get_v1_advantages(meta)
+        tq.kv_clear(keys=meta.keys, partition_id=meta.partition_id)
+        return is_installed(), advantages, metrics

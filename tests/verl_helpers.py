@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,59 @@ def make_batch(qwen, seed: int, n_prompts: int = 3, width: int | None = None, kl
     return data, correct
 
 
+def workload_batch(w: Any) -> DataProto:
+    """A benchmark workload (``benchmarks/workload.py``) as the legacy trainer holds it:
+    right-padded responses, verifier scores on the last token, uids by group."""
+    b = w.n_rollouts
+    lengths = (w.cu_seqlens[1:] - w.cu_seqlens[:-1]).tolist()
+    width = max(lengths)
+    ids = torch.zeros((b, width), dtype=torch.long)
+    mask = torch.zeros((b, width), dtype=torch.int64)
+    old = torch.zeros((b, width))
+    scores = torch.zeros((b, width))
+    for i, n in enumerate(lengths):
+        lo = int(w.cu_seqlens[i])
+        ids[i, :n] = torch.from_numpy(w.token_ids[lo : lo + n])
+        old[i, :n] = torch.from_numpy(w.logprobs[lo : lo + n])
+        mask[i, :n] = 1
+        scores[i, n - 1] = float(w.rewards[i])
+    uid = np.array([f"p{i // w.group_size}" for i in range(b)], dtype=object)
+    return DataProto.from_dict(
+        tensors={
+            "responses": ids,
+            "response_mask": mask,
+            "old_log_probs": old,
+            "token_level_scores": scores,
+            "token_level_rewards": scores.clone(),
+        },
+        non_tensors={"uid": uid},
+    )
+
+
+def check_first_rows(seg: Any, data: Any, advantages: torch.Tensor, grpo: torch.Tensor) -> None:
+    """A benchmark's check before timing: the first 16 rows of the sas advantages of
+    ``data`` (default options, the last call) are GRPO's times the reference keep mask."""
+    from sas_core.integrations.verl import estimator
+
+    rows = slice(0, 16)
+    batch = data.batch
+    keep = padded_reference.keep_mask(
+        list(seg.token_bytes),
+        batch["responses"][rows],
+        batch["old_log_probs"][rows],
+        batch["response_mask"][rows],
+        (batch["token_level_scores"][rows].sum(-1) > 0.5).tolist(),
+        vocab_size=seg.vocab_size,
+        ratio=0.3,
+        mode="both",
+        selection="confidence",
+        granularity="step",
+        seed=reference.unit_key(0, estimator._RUN.calls - 1, 0),
+    )
+    assert (~keep & batch["response_mask"][rows].bool()).any()
+    assert torch.equal(advantages[rows], torch.where(keep, grpo[rows], 0.0))
+
+
 def algorithm_config(**sas):
     from omegaconf import OmegaConf
 
@@ -75,7 +129,59 @@ def algorithm_config(**sas):
     return OmegaConf.create(algo)
 
 
-def expected(qwen_token_bytes, data, correct, call: int, **options):
+def tiny_model_dir(path: Any, extra_rows: int = 9) -> tuple[Any, int]:
+    """A model directory verl can read on CPU: the demo's one-character tokenizer and a
+    tiny Qwen2 config with ``extra_rows`` padding rows in its embedding (no weights).
+    Returns the tokenizer and the row count."""
+    from transformers import Qwen2Config
+
+    from sas_core.demo.tiny import build_tokenizer
+
+    tok = build_tokenizer()
+    tok.save_pretrained(path)
+    rows = len(tok) + extra_rows
+    Qwen2Config(
+        vocab_size=rows, hidden_size=8, num_attention_heads=2, architectures=["Qwen2ForCausalLM"]
+    ).save_pretrained(path)
+    return tok, rows
+
+
+def text_batch(tok: Any, n: int = 8):
+    """A legacy-layout ``DataProto`` of ``n`` demo solutions (with hesitation steps) in
+    ``tok``'s ids, two prompts, alternately correct; returns it and ``correct``."""
+    import random
+
+    from sas_core.demo.task import sample_problem, solution
+
+    rng = random.Random(0)
+    texts = [solution(sample_problem(rng), rng, hesitation=0.5) for _ in range(n)]
+    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+    width = max(map(len, ids))
+    responses = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.int64)
+    for i, row in enumerate(ids):
+        responses[i, : len(row)] = torch.tensor(row)
+        mask[i, : len(row)] = 1
+    gen = torch.Generator().manual_seed(1)
+    correct = torch.tensor([True, False] * (n // 2))
+    scores = torch.zeros(responses.shape)
+    scores[torch.arange(n), mask.sum(1) - 1] = correct.float()
+    data = DataProto.from_dict(
+        tensors={
+            "responses": responses,
+            "response_mask": mask,
+            "old_log_probs": torch.where(
+                mask.bool(), -torch.rand(responses.shape, generator=gen), 0.0
+            ),
+            "token_level_scores": scores,
+            "token_level_rewards": scores.clone(),
+        },
+        non_tensors={"uid": np.array([f"p{i % 2}" for i in range(n)], dtype=object)},
+    )
+    return data, correct
+
+
+def expected(token_bytes, data, correct, call: int, vocab_size=QWEN2_EMBEDDING_ROWS, **options):
     """verl's GRPO (by uid) spread over tokens, times the reference keep mask."""
     grpo, _ = core_algos.compute_grpo_outcome_advantage(
         token_level_rewards=data.batch["token_level_rewards"],
@@ -86,12 +192,12 @@ def expected(qwen_token_bytes, data, correct, call: int, **options):
     opts.update(options)
     seed = opts.pop("seed", 0)
     keep = padded_reference.keep_mask(
-        qwen_token_bytes,
+        token_bytes,
         data.batch["responses"],
         data.batch["old_log_probs"],
         data.batch["response_mask"],
         correct.tolist(),
-        vocab_size=QWEN2_EMBEDDING_ROWS,
+        vocab_size=vocab_size,
         seed=reference.unit_key(seed, call, 0),
         **opts,
     )
@@ -143,3 +249,88 @@ def advantage_step(trainer: Any, batch: Any) -> Any:
         norm_adv_by_std_in_grpo=algo.get("norm_adv_by_std_in_grpo", True),
         config=algo,
     )
+
+
+@contextlib.contextmanager
+def running_queue(num_cpus: int = 3):
+    """Ray and verl's TransferQueue, as ``TaskRunnerV1.run`` starts them (the queue's
+    controller and storage unit take a logical CPU each; one is left for an actor)."""
+    import os
+    import sys
+
+    import ray
+    import transfer_queue as tq
+
+    # Workers inherit the driver's environment: no runtime_env (its agent is slow to start).
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    try:
+        tq.init(v1_config([]).transfer_queue)
+        try:
+            yield
+        finally:
+            tq.close()
+    finally:
+        ray.shutdown()
+
+
+def v1_config(overrides: list[str]) -> Any:
+    """verl's Hydra config for the V1 trainer on CPU, one TransferQueue storage unit
+    (verl's default of 8 asks Ray for 9 CPUs)."""
+    from sas_core.integrations.verl.dry_run import compose
+
+    return compose(
+        [
+            "trainer.use_v1=True",
+            "trainer.device=cpu",
+            "data.train_batch_size=3",
+            f"actor_rollout_ref.rollout.n={GROUP}",
+            "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
+            *overrides,
+        ]
+    )
+
+
+def put_v1_batch(data: Any, partition_id: str = "train", outputs: int = 1) -> Any:
+    """Writes a legacy-layout ``DataProto`` into the running TransferQueue as verl's V1
+    agent loop does (``v1/agent_loop_tq.py``): one row per output, jagged per-token
+    fields cut to the response length, key ``{uid}_{session_id}_{index}``. Returns
+    the ``KVBatchMeta`` the trainer steps on."""
+    import transfer_queue as tq
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    batch, uids = data.batch, data.non_tensor_batch["uid"]
+    lengths = batch["response_mask"].sum(-1).tolist()
+    sessions: dict[str, int] = {}
+    keys, rows = [], []
+    for i, (uid, n) in enumerate(zip(uids, lengths)):
+        session = sessions[uid] = sessions.get(uid, -1) + 1
+        index = i % outputs  # outputs > 1: sessions with several outputs
+        keys.append(f"{uid}_{session}_{index}")
+        rows.append(
+            {
+                "uid": str(uid),
+                "prompts": torch.ones(3, dtype=torch.long),
+                "responses": batch["responses"][i, :n],
+                "response_mask": batch["response_mask"][i, :n],
+                "rm_scores": batch["token_level_scores"][i, :n],
+                "old_log_probs": batch["old_log_probs"][i, :n],
+            }
+        )
+    return tq.kv_batch_put(
+        keys=keys,
+        partition_id=partition_id,
+        fields=list_of_dict_to_tensordict(rows),
+        tags=[{"status": "success"} for _ in keys],
+    )
+
+
+def get_v1_advantages(meta: Any) -> torch.Tensor:
+    """The advantages the V1 step wrote back, right-padded with zeros."""
+    import transfer_queue as tq
+
+    got = tq.kv_batch_get(
+        keys=meta.keys, partition_id=meta.partition_id, select_fields=["advantages"]
+    )
+    adv = got["advantages"]
+    return adv.to_padded_tensor(padding=0.0) if adv.is_nested else adv

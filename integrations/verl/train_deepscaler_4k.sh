@@ -6,6 +6,7 @@
 #   bash train_deepscaler_4k.sh sas     # SAS (ratio 0.3, both rollout kinds, confidence)
 #   bash train_deepscaler_4k.sh grpo    # the GRPO-4K baseline: same run, adv_estimator=grpo
 #   SAS_VERL_DRY_RUN=1 bash train_deepscaler_4k.sh sas   # print the command, run nothing
+#   bash train_deepscaler_4k.sh sas trainer.use_v1=False  # verl's legacy trainer instead
 #
 # Paper settings: 8 rollouts per prompt, batch 128 prompts, lr 1e-6, 500 steps,
 # temperature 0.6, 4096 response tokens. Assumes one node with 8 GPUs of 80 GB.
@@ -27,7 +28,6 @@ GPUS=${GPUS:-8}
 REWARD=$("$PYTHON" -m sas_core.integrations.verl.reward)
 
 CMD=("$PYTHON" -m verl.trainer.main_ppo
-  trainer.use_v1=False
   algorithm.adv_estimator="$ESTIMATOR"
   +algorithm.sas.ratio=0.3 +algorithm.sas.mode=both +algorithm.sas.selection=confidence
   +algorithm.sas.logprobs=old +algorithm.sas.shield=all

@@ -11,9 +11,9 @@ the ``verl.plugins`` entry point of this package (:mod:`.plugin`, which verl loa
 ``import verl``).
 
 Options under ``algorithm.sas.*`` (:class:`.options.VerlSASOptions`), checked when the
-trainer is built. The legacy trainer (``trainer.use_v1=False``) is supported; verl
-0.9's V1 trainer (the default) fetches advantage inputs from its TransferQueue without
-the response ids, and is refused at start with a message saying so.
+trainer is built. Both of verl 0.9's trainers: the legacy one (``trainer.use_v1=False``)
+and the V1 one (the default), whose advantage step fetches its inputs from the
+TransferQueue without the response ids; :mod:`.v1` fetches them for it.
 """
 
 from sas_core.integrations.verl.plugin import install_import_hook

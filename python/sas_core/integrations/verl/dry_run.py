@@ -27,10 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     algo = cfg.algorithm
     print(f"verl {version}: algorithm.adv_estimator={algo.adv_estimator}")
     if algo.adv_estimator == ESTIMATOR:
-        if cfg.trainer.get("use_v1", False):
-            print("error: algorithm.adv_estimator=sas needs trainer.use_v1=False", file=sys.stderr)
-            return 2
         print(f"algorithm.sas: {VerlSASOptions.from_algorithm(algo)}")
+    use_v1 = bool(cfg.trainer.get("use_v1", False))
+    print(f"trainer.use_v1={use_v1} ({'V1' if use_v1 else 'legacy'} trainer)")
     print(f"actor_rollout_ref.model.path={cfg.actor_rollout_ref.model.path}")
     print(f"data.max_response_length={cfg.data.max_response_length}")
     print(f"actor_rollout_ref.rollout.n={cfg.actor_rollout_ref.rollout.n}")

@@ -11,17 +11,21 @@ Facts of verl 0.9.1's source this relies on:
   reward) and ``token_level_rewards`` (after the KL-in-reward penalty, if on); a
   registered estimator gets ``token_level_rewards``, ``response_mask``, ``config`` and
   ``index`` only. ``fit`` then logs ``compute_data_metrics(batch=..., use_critic=...)``.
-- ``verl/trainer/ppo/v1/trainer_base.py``: ``PPOTrainer._compute_advantage`` (V1, the
-  default since 0.9.0) fetches ``uid, response_mask, rm_scores, rollout_log_probs,
-  old_log_probs, ref_log_prob, values`` from its TransferQueue: no ``responses``.
+- ``verl/trainer/ppo/v1/trainer_base.py`` (V1, the default since 0.9.0): see
+  :mod:`.v1`, which hands this module's ``compute_advantage`` the response ids V1
+  does not fetch.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import sys
 import threading
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from sas_core._core import unit_key
@@ -30,11 +34,19 @@ from sas_core.segmenter import StepSegmenter
 from sas_core.stats import batch_stats, warn_nonfinite_once
 from sas_core.torch_api import sas_token_selection
 
-__all__ = ["ESTIMATOR", "UnsupportedVerl", "bind", "check_verl_version", "patch_module"]
+__all__ = [
+    "ESTIMATOR",
+    "INPUTS",
+    "Inputs",
+    "UnsupportedVerl",
+    "bind",
+    "check_verl_version",
+    "patch_module",
+]
 
 ESTIMATOR = "sas"
 META_KEY = "sas_metrics"  # where the batch carries its sas/... statistics to the logger
-_MARK = "__sas_core_original__"
+MARK = "__sas_core_original__"
 _lock = threading.Lock()
 
 
@@ -68,6 +80,21 @@ class _Run:
 _RUN = _Run()
 
 
+@dataclass
+class Inputs:
+    """What a trainer hands ``compute_advantage`` beside its ``DataProto``: verl's V1
+    trainer has no ``responses`` in it (:mod:`.v1`), nor a batch padded to the window."""
+
+    responses: torch.Tensor  # (bs, width) right-padded ids, rows in the batch's order
+    window: int  # rollout.response_length: a response this long was cut
+    real: np.ndarray | None = None  # (bs,) bool: not a synthetic padding sample of verl's
+    stats: dict = field(default_factory=dict)  # filled with the call's sas/... statistics
+
+
+# Set around one V1 advantage step by :mod:`.v1`; unset in the legacy trainer.
+INPUTS: contextvars.ContextVar[Inputs | None] = contextvars.ContextVar("sas_inputs", default=None)
+
+
 def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> StepSegmenter:
     """Builds the segmenter from the actor's tokenizer, sized to the model's embedding
     rows (``model``: a model, config, row count or local path); the trainer does this."""
@@ -76,7 +103,7 @@ def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> 
     return _RUN.segmenter
 
 
-def _name(adv_estimator: Any) -> str:
+def name_of(adv_estimator: Any) -> str:
     return getattr(adv_estimator, "value", adv_estimator)
 
 
@@ -109,9 +136,17 @@ def register() -> None:
         core_algos.register_adv_est(ESTIMATOR)(_grpo_part)
 
 
-def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, call: int) -> dict:
+def apply_sas(
+    data: Any,
+    options: VerlSASOptions,
+    segmenter: StepSegmenter,
+    *,
+    call: int,
+    inputs: Inputs | None = None,
+) -> dict:
     """Zeroes the selected steps of ``data.batch["advantages"]`` in place; returns the
-    batch's ``sas/...`` statistics. ``data`` holds verl's final advantages."""
+    batch's ``sas/...`` statistics. ``data`` holds verl's final advantages, and its
+    ``responses`` unless ``inputs`` brings them (V1)."""
     batch = data.batch
     key = "old_log_probs" if options.logprobs == "old" else "rollout_log_probs"
     # TensorDict refuses `key in td`: membership goes through keys()
@@ -127,7 +162,7 @@ def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, c
     if "token_level_scores" not in batch.keys():  # noqa: SIM118
         raise ValueError("token_level_scores: the raw verifier scores decide correctness")
     mask = batch["response_mask"].bool()
-    responses = batch["responses"]
+    responses = _responses(batch, mask, inputs)
     scores = batch["token_level_scores"]
     if scores.shape[0] != responses.shape[0]:
         raise ValueError(
@@ -135,8 +170,10 @@ def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, c
         )
     raw = scores.detach().float().sum(dim=-1).cpu()
     correct = torch.nan_to_num(raw, nan=float("-inf")) > options.correct_threshold
-    # A response that fills the window to its last position was cut by the length limit.
-    truncated = mask[:, -1].cpu()
+    # Cut by the length limit: legacy pads to the window, so a response that fills its
+    # last position; V1 pads to the batch's longest response, so one as long as the window.
+    lengths = mask.sum(dim=-1).cpu()
+    truncated = mask[:, -1].cpu() if inputs is None else lengths >= inputs.window
     picked = sas_token_selection(
         responses,
         batch[key].float(),
@@ -149,13 +186,29 @@ def apply_sas(data: Any, options: VerlSASOptions, segmenter: StepSegmenter, *, c
         picked.unselect((~correct & ~truncated).numpy())
     adv = batch["advantages"]
     batch["advantages"] = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
-    return dict(batch_stats(picked.stats(mask, correct, truncated)))
+    per_rollout = picked.stats(mask, correct, truncated)
+    if inputs is not None and inputs.real is not None:  # as verl's metrics, without padding
+        per_rollout = {name: v[inputs.real] for name, v in per_rollout.items()}
+    return dict(batch_stats(per_rollout))
+
+
+def _responses(batch: Any, mask: torch.Tensor, inputs: Inputs | None) -> torch.Tensor:
+    if inputs is None:
+        if "responses" not in batch.keys():  # noqa: SIM118
+            raise ValueError("responses: the sas estimator segments the response token ids")
+        return batch["responses"]
+    if inputs.responses.shape != mask.shape:
+        raise ValueError(
+            f"responses: {tuple(inputs.responses.shape)} from the TransferQueue for a "
+            f"response_mask of {tuple(mask.shape)}"
+        )
+    return inputs.responses.to(mask.device)
 
 
 def _wrap_compute_advantage(original: Any) -> Any:
     @functools.wraps(original)
     def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
-        if _name(adv_estimator) != ESTIMATOR:
+        if name_of(adv_estimator) != ESTIMATOR:
             return original(data, adv_estimator, *args, **kwargs)
         config = kwargs.get("config")
         options = VerlSASOptions.from_algorithm(config)
@@ -167,12 +220,15 @@ def _wrap_compute_advantage(original: Any) -> Any:
         data = original(data, adv_estimator, *args, **kwargs)  # GRPO, verl's own
         with _lock:
             call, _RUN.calls = _RUN.calls, _RUN.calls + 1
-        stats = apply_sas(data, options, _RUN.segmenter, call=call)
-        data.meta_info[META_KEY] = stats  # read back by compute_data_metrics
+        inputs = INPUTS.get()
+        stats = apply_sas(data, options, _RUN.segmenter, call=call, inputs=inputs)
+        data.meta_info[META_KEY] = stats  # read back by compute_data_metrics (legacy)
+        if inputs is not None:
+            inputs.stats = stats  # logged by the V1 trainer's step (see .v1)
         warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
         return data
 
-    setattr(compute_advantage, _MARK, original)
+    setattr(compute_advantage, MARK, original)
     return compute_advantage
 
 
@@ -183,7 +239,7 @@ def _wrap_data_metrics(original: Any) -> Any:
         metrics.update(getattr(batch, "meta_info", {}).get(META_KEY, {}))
         return metrics
 
-    setattr(compute_data_metrics, _MARK, original)
+    setattr(compute_data_metrics, MARK, original)
     return compute_data_metrics
 
 
@@ -191,16 +247,16 @@ def _wrap_legacy_init(original: Any) -> Any:
     @functools.wraps(original)
     def __init__(self: Any, config: Any, tokenizer: Any, *args: Any, **kwargs: Any) -> None:
         original(self, config, tokenizer, *args, **kwargs)
-        if _name(config.algorithm.adv_estimator) == ESTIMATOR:
+        if name_of(config.algorithm.adv_estimator) == ESTIMATOR:
             options = VerlSASOptions.from_algorithm(config.algorithm)  # fails at start
             model = config.actor_rollout_ref.model.get("path")
-            bind(tokenizer, _local_path(model), think_end=options.think_end)
+            bind(tokenizer, local_model_path(model), think_end=options.think_end)
 
-    setattr(__init__, _MARK, original)
+    setattr(__init__, MARK, original)
     return __init__
 
 
-def _local_path(path: Any) -> Any:
+def local_model_path(path: Any) -> Any:
     """verl copies hdfs/remote models locally; a local path or hub name is read as is."""
     try:
         from verl.utils.fs import copy_to_local
@@ -210,24 +266,9 @@ def _local_path(path: Any) -> Any:
         return path
 
 
-def _wrap_v1_init(original: Any) -> Any:
-    @functools.wraps(original)
-    def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
-        if _name(config.algorithm.adv_estimator) == ESTIMATOR:
-            raise NotImplementedError(
-                "algorithm.adv_estimator=sas runs in verl 0.9's legacy trainer: add "
-                "trainer.use_v1=False (the V1 trainer fetches advantage inputs from its "
-                "TransferQueue without the response token ids SAS segments)"
-            )
-        original(self, config, *args, **kwargs)
-
-    setattr(__init__, _MARK, original)
-    return __init__
-
-
 def _patch_attr(owner: Any, name: str, wrap: Any) -> None:
     current = getattr(owner, name)
-    if not hasattr(current, _MARK):
+    if not hasattr(current, MARK):
         setattr(owner, name, wrap(current))
 
 
@@ -250,7 +291,15 @@ def patch_module(module: Any) -> None:
             _patch_attr(module, "compute_data_metrics", _wrap_data_metrics)
             _patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
         elif module.__name__.endswith("v1.trainer_base"):
-            _patch_attr(module.PPOTrainer, "__init__", _wrap_v1_init)
+            from sas_core.integrations.verl import v1
+
+            for name, wrap in v1.WRAPPERS.items():
+                _patch_attr(module.PPOTrainer, name, wrap)
+            # v1/utils.py imported compute_advantage by name from ray_trainer, patched
+            # on its import; a process that imported it before sas-core gets it here.
+            utils = sys.modules.get("verl.trainer.ppo.v1.utils")
+            if utils is not None:
+                _patch_attr(utils, "compute_advantage", _wrap_compute_advantage)
 
 
 def _refuse(module: Any, error: UnsupportedVerl) -> None:
@@ -264,11 +313,11 @@ def _refuse(module: Any, error: UnsupportedVerl) -> None:
     def refusing_init(original: Any) -> Any:
         @functools.wraps(original)
         def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
-            if _name(config.algorithm.adv_estimator) == ESTIMATOR:
+            if name_of(config.algorithm.adv_estimator) == ESTIMATOR:
                 raise error
             original(self, config, *args, **kwargs)
 
-        setattr(__init__, _MARK, original)
+        setattr(__init__, MARK, original)
         return __init__
 
     register_adv_est = getattr(module, "register_adv_est", None)
@@ -283,13 +332,11 @@ def _refuse(module: Any, error: UnsupportedVerl) -> None:
 
 def is_installed() -> bool:
     """Whether this process's verl trainer computes ``sas`` advantages."""
-    import sys
-
     from verl.trainer.ppo import core_algos
 
     module = sys.modules.get("verl.trainer.ppo.ray_trainer")
     return (
         module is not None
-        and hasattr(module.compute_advantage, _MARK)
+        and hasattr(module.compute_advantage, MARK)
         and core_algos.ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is _grpo_part
     )
