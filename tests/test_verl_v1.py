@@ -20,12 +20,12 @@ tq = pytest.importorskip("transfer_queue")
 
 from verl_helpers import (  # noqa: E402
     expected,
-    get_v1_advantages,
     make_batch,
     put_v1_batch,
     running_queue,
     text_batch,
     tiny_model_dir,
+    v1_advantage_step,
     v1_config,
 )
 
@@ -54,22 +54,6 @@ def bound(qwen):
     estimator._RUN.segmenter = None
 
 
-def _step(trainer, data, multiple: int = 1):
-    """The V1 advantage step on ``data`` as the agent loop stored it; ``multiple`` > 1:
-    first padded by verl's own ``upsample_batch_to_divisible_size``, as ``_balance_batch``
-    pads for data parallelism. Returns the real rows' advantages and the metrics."""
-    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
-
-    meta = upsample_batch_to_divisible_size(put_v1_batch(data), multiple, eos_token_id=151643)
-    metrics: dict = {}
-    trainer._compute_advantage(meta, metrics)
-    advantages = get_v1_advantages(meta)
-    tq.kv_clear(keys=meta.keys, partition_id=meta.partition_id)
-    rows = len(data)
-    assert not advantages[rows:].any()  # verl's padding samples: no advantage
-    return advantages[:rows], metrics
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -85,7 +69,9 @@ def test_v1_compute_advantage_equals_the_reference(queue, qwen, qwen_token_bytes
     for call, seed in enumerate([0, 1]):
         data, correct = make_batch(qwen, seed)
         want = expected(qwen_token_bytes, data, correct, call, **options)
-        got, metrics = _step(trainer, data, multiple=5 if call else 1)  # 12 rows + 3 padding
+        got, metrics = v1_advantage_step(
+            trainer, data, multiple=5 if call else 1
+        )  # 12 rows + 3 padding
         torch.testing.assert_close(got, want)
         assert torch.equal(got == 0, want == 0)
         # the step's metrics dict is what V1 logs: the sas/... statistics are in it,
@@ -98,8 +84,10 @@ def test_v1_compute_advantage_equals_the_reference(queue, qwen, qwen_token_bytes
 
 def test_v1_sas_zeroes_steps_grpo_keeps(queue, qwen, bound):
     data, _ = make_batch(qwen, 5, n_prompts=4)
-    sas, metrics = _step(_trainer("algorithm.adv_estimator=sas", "+algorithm.sas.ratio=0.5"), data)
-    grpo, plain = _step(
+    sas, metrics = v1_advantage_step(
+        _trainer("algorithm.adv_estimator=sas", "+algorithm.sas.ratio=0.5"), data
+    )
+    grpo, plain = v1_advantage_step(
         _trainer("algorithm.adv_estimator=grpo"), make_batch(qwen, 5, n_prompts=4)[0]
     )
     mask = data.batch["response_mask"].bool()
@@ -120,7 +108,7 @@ def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_by
         "+algorithm.sas.shield=truncated",
         f"actor_rollout_ref.rollout.response_length={width}",
     )
-    got, _ = _step(trainer, data)
+    got, _ = v1_advantage_step(trainer, data)
     full = expected(qwen_token_bytes, data, correct, 0)
     grpo = expected(qwen_token_bytes, data, correct, 0, ratio=0.0)
     spared = ~correct & ~data.batch["response_mask"].bool()[:, -1]
@@ -134,7 +122,7 @@ def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_by
         f"actor_rollout_ref.rollout.response_length={width + 1}",
     )
     estimator._RUN.calls = 0
-    got, _ = _step(trainer, data)
+    got, _ = v1_advantage_step(trainer, data)
     torch.testing.assert_close(got[~correct], grpo[~correct])
 
 
@@ -149,7 +137,7 @@ def test_v1_refuses_what_it_cannot_score(queue, qwen, bound):
         tq.kv_clear(keys=meta.keys, partition_id=meta.partition_id)
     rollout = _trainer("algorithm.adv_estimator=sas", "+algorithm.sas.logprobs=rollout")
     with pytest.raises(ValueError, match=r"^logprobs: .*rollout_log_probs"):
-        _step(rollout, data)
+        v1_advantage_step(rollout, data)
 
 
 def test_v1_trainer_checks_options_at_start_and_binds_the_tokenizer(queue, tmp_path):

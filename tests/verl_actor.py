@@ -35,7 +35,7 @@ class TaskRunnerV1Probe:
         import transfer_queue as tq
         import verl  # noqa: F401  (loads the verl.plugins entry point)
         from verl.trainer.ppo.v1 import get_trainer_cls
-        from verl_helpers import get_v1_advantages, put_v1_batch, v1_config
+        from verl_helpers import v1_advantage_step, v1_config
 
         from sas_core.integrations.verl.estimator import is_installed
 
@@ -49,9 +49,5 @@ class TaskRunnerV1Probe:
         tq.init(config.transfer_queue)
         trainer = get_trainer_cls(config.trainer.v1.trainer_mode)(config=config)
         trainer._init_tokenizer()
-        meta = put_v1_batch(data)
-        metrics: dict = {}
-        trainer._compute_advantage(meta, metrics)
-        advantages = get_v1_advantages(meta)
-        tq.kv_clear(keys=meta.keys, partition_id=meta.partition_id)
+        advantages, metrics = v1_advantage_step(trainer, data)
         return is_installed(), advantages, metrics

@@ -26,6 +26,34 @@ TEXTS = [
 ]
 
 
+def right_padded(rows: list, width: int | None = None, dtype=torch.long):
+    """(B, width) right-padded rows (cut to ``width``; default the longest) and the
+    int64 mask of their real positions."""
+    width = width or max(map(len, rows))
+    out = torch.zeros((len(rows), width), dtype=dtype)
+    mask = torch.zeros((len(rows), width), dtype=torch.int64)
+    for i, row in enumerate(rows):
+        row = torch.as_tensor(row[:width], dtype=dtype)
+        out[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+    return out, mask
+
+
+def legacy_batch(responses, mask, old_log_probs, scores, uid, rewards=None) -> DataProto:
+    """The ``DataProto`` the legacy trainer hands ``compute_advantage`` after rewards
+    (``token_level_rewards``: the scores unless KL-shaped ``rewards`` are given)."""
+    return DataProto.from_dict(
+        tensors={
+            "responses": responses,
+            "response_mask": mask,
+            "old_log_probs": old_log_probs,
+            "token_level_scores": scores,
+            "token_level_rewards": scores.clone() if rewards is None else rewards,
+        },
+        non_tensors={"uid": np.asarray(uid, dtype=object)},
+    )
+
+
 def make_batch(qwen, seed: int, n_prompts: int = 3, width: int | None = None, kl: bool = False):
     """A legacy-trainer ``DataProto`` after rewards: right-padded responses, prompt
     uids in shuffled (non-consecutive) order, scores on the last response token."""
@@ -38,14 +66,8 @@ def make_batch(qwen, seed: int, n_prompts: int = 3, width: int | None = None, kl
         if rng.random() < 0.3:
             ids = ids[: int(rng.integers(1, len(ids) + 1))]
         rows.append(ids)
-    width = width or max(map(len, rows))
-    b = len(rows)
-    responses = torch.zeros((b, width), dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.int64)
-    for i, ids in enumerate(rows):
-        ids = ids[:width]
-        responses[i, : len(ids)] = torch.tensor(ids)
-        mask[i, : len(ids)] = 1
+    responses, mask = right_padded(rows, width)
+    b, width = responses.shape
     gen = torch.Generator().manual_seed(seed)
     old = torch.where(mask.bool(), -torch.rand((b, width), generator=gen) * 3, 0.0)
     scores = torch.zeros((b, width))
@@ -53,47 +75,21 @@ def make_batch(qwen, seed: int, n_prompts: int = 3, width: int | None = None, kl
     last = mask.sum(1) - 1
     scores[torch.arange(b), last] = correct.float()
     rewards = scores - (0.01 * torch.rand((b, width), generator=gen) * mask if kl else 0.0)
-    uid = np.array([f"p{(i * 7) % n_prompts}" for i in range(b)], dtype=object)
-    data = DataProto.from_dict(
-        tensors={
-            "responses": responses,
-            "response_mask": mask,
-            "old_log_probs": old,
-            "token_level_scores": scores,
-            "token_level_rewards": rewards,
-        },
-        non_tensors={"uid": uid},
-    )
-    return data, correct
+    uid = [f"p{(i * 7) % n_prompts}" for i in range(b)]
+    return legacy_batch(responses, mask, old, scores, uid, rewards), correct
 
 
 def workload_batch(w: Any) -> DataProto:
     """A benchmark workload (``benchmarks/workload.py``) as the legacy trainer holds it:
     right-padded responses, verifier scores on the last token, uids by group."""
-    b = w.n_rollouts
-    lengths = (w.cu_seqlens[1:] - w.cu_seqlens[:-1]).tolist()
-    width = max(lengths)
-    ids = torch.zeros((b, width), dtype=torch.long)
-    mask = torch.zeros((b, width), dtype=torch.int64)
-    old = torch.zeros((b, width))
-    scores = torch.zeros((b, width))
-    for i, n in enumerate(lengths):
-        lo = int(w.cu_seqlens[i])
-        ids[i, :n] = torch.from_numpy(w.token_ids[lo : lo + n])
-        old[i, :n] = torch.from_numpy(w.logprobs[lo : lo + n])
-        mask[i, :n] = 1
-        scores[i, n - 1] = float(w.rewards[i])
-    uid = np.array([f"p{i // w.group_size}" for i in range(b)], dtype=object)
-    return DataProto.from_dict(
-        tensors={
-            "responses": ids,
-            "response_mask": mask,
-            "old_log_probs": old,
-            "token_level_scores": scores,
-            "token_level_rewards": scores.clone(),
-        },
-        non_tensors={"uid": uid},
-    )
+    cu = w.cu_seqlens.tolist()
+    spans = [slice(lo, hi) for lo, hi in zip(cu[:-1], cu[1:])]
+    ids, mask = right_padded([torch.from_numpy(w.token_ids[s]) for s in spans])
+    old, _ = right_padded([torch.from_numpy(w.logprobs[s]) for s in spans], dtype=torch.float32)
+    scores = torch.zeros(old.shape)
+    scores[torch.arange(w.n_rollouts), mask.sum(1) - 1] = torch.as_tensor(w.rewards).float()
+    uid = [f"p{i // w.group_size}" for i in range(w.n_rollouts)]
+    return legacy_batch(ids, mask, old, scores, uid)
 
 
 def check_first_rows(seg: Any, data: Any, advantages: torch.Tensor, grpo: torch.Tensor) -> None:
@@ -155,30 +151,14 @@ def text_batch(tok: Any, n: int = 8):
 
     rng = random.Random(0)
     texts = [solution(sample_problem(rng), rng, hesitation=0.5) for _ in range(n)]
-    ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
-    width = max(map(len, ids))
-    responses = torch.zeros((n, width), dtype=torch.long)
-    mask = torch.zeros((n, width), dtype=torch.int64)
-    for i, row in enumerate(ids):
-        responses[i, : len(row)] = torch.tensor(row)
-        mask[i, : len(row)] = 1
+    responses, mask = right_padded([tok(t, add_special_tokens=False)["input_ids"] for t in texts])
     gen = torch.Generator().manual_seed(1)
     correct = torch.tensor([True, False] * (n // 2))
     scores = torch.zeros(responses.shape)
     scores[torch.arange(n), mask.sum(1) - 1] = correct.float()
-    data = DataProto.from_dict(
-        tensors={
-            "responses": responses,
-            "response_mask": mask,
-            "old_log_probs": torch.where(
-                mask.bool(), -torch.rand(responses.shape, generator=gen), 0.0
-            ),
-            "token_level_scores": scores,
-            "token_level_rewards": scores.clone(),
-        },
-        non_tensors={"uid": np.array([f"p{i % 2}" for i in range(n)], dtype=object)},
-    )
-    return data, correct
+    old = torch.where(mask.bool(), -torch.rand(responses.shape, generator=gen), 0.0)
+    uid = [f"p{i % 2}" for i in range(n)]
+    return legacy_batch(responses, mask, old, scores, uid), correct
 
 
 def expected(token_bytes, data, correct, call: int, vocab_size=QWEN2_EMBEDDING_ROWS, **options):
@@ -323,6 +303,24 @@ def put_v1_batch(data: Any, partition_id: str = "train", outputs: int = 1) -> An
         fields=list_of_dict_to_tensordict(rows),
         tags=[{"status": "success"} for _ in keys],
     )
+
+
+def v1_advantage_step(trainer: Any, data: Any, multiple: int = 1, eos: int = 151643):
+    """The V1 trainer's advantage step on ``data`` as the agent loop stored it;
+    ``multiple`` > 1: first padded by verl's own ``upsample_batch_to_divisible_size``
+    (with ``eos``, Qwen2's), as ``_balance_batch`` pads for data parallelism. Returns
+    the real rows' advantages and the step's metrics."""
+    import transfer_queue as tq
+    from verl.trainer.ppo.padding_utils import upsample_batch_to_divisible_size
+
+    meta = upsample_batch_to_divisible_size(put_v1_batch(data), multiple, eos_token_id=eos)
+    metrics: dict = {}
+    trainer._compute_advantage(meta, metrics)
+    advantages = get_v1_advantages(meta)
+    tq.kv_clear(keys=meta.keys, partition_id=meta.partition_id)
+    rows = len(data)
+    assert not advantages[rows:].any()  # verl's padding samples: no advantage
+    return advantages[:rows], metrics
 
 
 def get_v1_advantages(meta: Any) -> torch.Tensor:

@@ -172,8 +172,7 @@ def apply_sas(
     correct = torch.nan_to_num(raw, nan=float("-inf")) > options.correct_threshold
     # Cut by the length limit: legacy pads to the window, so a response that fills its
     # last position; V1 pads to the batch's longest response, so one as long as the window.
-    lengths = mask.sum(dim=-1).cpu()
-    truncated = mask[:, -1].cpu() if inputs is None else lengths >= inputs.window
+    truncated = mask[:, -1].cpu() if inputs is None else mask.sum(dim=-1).cpu() >= inputs.window
     picked = sas_token_selection(
         responses,
         batch[key].float(),

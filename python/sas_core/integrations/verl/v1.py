@@ -96,9 +96,10 @@ def _wrap_compute_advantage(original: Any) -> Any:
     def _compute_advantage(self: Any, batch: Any, metrics: dict, *args: Any, **kw: Any) -> Any:
         if not _is_sas(self.config):
             return original(self, batch, metrics, *args, **kw)
-        _check_one_output_per_session(list(batch.keys))
+        keys = list(batch.keys)
+        _check_one_output_per_session(keys)
         inputs = estimator.Inputs(
-            responses=fetch_responses(list(batch.keys), batch.partition_id),
+            responses=fetch_responses(keys, batch.partition_id),
             window=int(self.config.actor_rollout_ref.rollout.response_length),
             # verl's _balance_batch appends no-op samples tagged is_padding (one masked
             # token, their own uid); its metrics leave them out, and so do these
