@@ -35,3 +35,14 @@ def qwen_segmenter(qwen):
     return sas_core.StepSegmenter.from_tokenizer(
         qwen, vocab_size=QWEN2_EMBEDDING_ROWS, think_end="</think>"
     )
+
+
+@pytest.fixture()
+def verl_bound(qwen):
+    """verl's sas estimator bound to DeepScaleR's tokenizer (Qwen2's embedding rows), as
+    verl's trainer binds it at start; unbound afterwards. Used by the verl venv's tests."""
+    from sas_core.integrations.verl import estimator
+
+    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)
+    yield
+    estimator._RUN.segmenter = None

@@ -29,14 +29,6 @@ from verl_helpers import (  # noqa: E402
 from verl_helpers import algorithm_config as algo_cfg  # noqa: E402
 
 from sas_core.integrations.verl import estimator  # noqa: E402
-from sas_core.qwen import QWEN2_EMBEDDING_ROWS  # noqa: E402
-
-
-@pytest.fixture()
-def bound(qwen):
-    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)
-    yield
-    estimator._RUN.segmenter = None
 
 
 @pytest.mark.parametrize(
@@ -50,7 +42,7 @@ def bound(qwen):
         {"granularity": "token"},
     ],
 )
-def test_compute_advantage_equals_the_reference(qwen, qwen_token_bytes, bound, options):
+def test_compute_advantage_equals_the_reference(qwen, qwen_token_bytes, verl_bound, options):
     assert estimator.is_installed()
     for call, seed in enumerate([0, 1]):
         data, correct = make_batch(qwen, seed, kl=seed == 1)
@@ -63,7 +55,7 @@ def test_compute_advantage_equals_the_reference(qwen, qwen_token_bytes, bound, o
         assert metrics["sas/nonfinite_rollouts"] == 0
 
 
-def test_sas_zeroes_something_and_correctness_comes_from_the_raw_scores(qwen, bound):
+def test_sas_zeroes_something_and_correctness_comes_from_the_raw_scores(qwen, verl_bound):
     data, _ = make_batch(qwen, 5, n_prompts=4, kl=True)
     got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(ratio=0.5))
     grpo = rt.compute_advantage.__sas_core_original__(
@@ -77,7 +69,7 @@ def test_sas_zeroes_something_and_correctness_comes_from_the_raw_scores(qwen, bo
     assert got.meta_info["sas_metrics"]["sas/zeroed_token_frac"] > 0
 
 
-def test_other_estimators_are_unchanged(qwen, bound):
+def test_other_estimators_are_unchanged(qwen, verl_bound):
     for name in ("grpo", "rloo", "reinforce_plus_plus"):
         data, _ = make_batch(qwen, 2)
         original = rt.compute_advantage.__sas_core_original__
@@ -87,7 +79,7 @@ def test_other_estimators_are_unchanged(qwen, bound):
         assert "sas_metrics" not in got.meta_info
 
 
-def test_bad_configuration_fails_naming_the_key(qwen, bound):
+def test_bad_configuration_fails_naming_the_key(qwen, verl_bound):
     data, _ = make_batch(qwen, 0)
     with pytest.raises(ValueError, match=r"^algorithm\.sas\.ratio: must be in \[0, 1\]"):
         rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(ratio=2.0))
@@ -152,7 +144,7 @@ def test_score_count_and_response_shape_mismatches_are_named():
     assert stats["sas/truncated_failed"] == 1.0  # both fill the window of 3 and fail
 
 
-def test_shield_truncated_spares_failed_rollouts_that_ended(qwen, qwen_token_bytes, bound):
+def test_shield_truncated_spares_failed_rollouts_that_ended(qwen, qwen_token_bytes, verl_bound):
     data, correct = make_batch(qwen, 4, n_prompts=4)
     got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg(shield="truncated"))
     fresh = make_batch(qwen, 4, n_prompts=4)[0]

@@ -30,7 +30,6 @@ from verl_helpers import (  # noqa: E402
 )
 
 from sas_core.integrations.verl import estimator  # noqa: E402
-from sas_core.qwen import QWEN2_EMBEDDING_ROWS  # noqa: E402
 from sas_core.stats import NAMES  # noqa: E402
 from sas_core.token_bytes import tokenizer_token_bytes  # noqa: E402
 
@@ -47,13 +46,6 @@ def _trainer(*overrides: str):
     return get_trainer_cls("sync")(config=v1_config(list(overrides)))
 
 
-@pytest.fixture()
-def bound(qwen):
-    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)
-    yield
-    estimator._RUN.segmenter = None
-
-
 @pytest.mark.parametrize(
     "options",
     [
@@ -63,7 +55,9 @@ def bound(qwen):
         {"selection": "random", "seed": 3},
     ],
 )
-def test_v1_compute_advantage_equals_the_reference(queue, qwen, qwen_token_bytes, bound, options):
+def test_v1_compute_advantage_equals_the_reference(
+    queue, qwen, qwen_token_bytes, verl_bound, options
+):
     sas = [f"+algorithm.sas.{k}={v}" for k, v in options.items()]
     trainer = _trainer("algorithm.adv_estimator=sas", *sas)
     for call, seed in enumerate([0, 1]):
@@ -82,7 +76,7 @@ def test_v1_compute_advantage_equals_the_reference(queue, qwen, qwen_token_bytes
         assert steps == pytest.approx(round(steps))  # a mean over the 12 real rows
 
 
-def test_v1_sas_zeroes_steps_grpo_keeps(queue, qwen, bound):
+def test_v1_sas_zeroes_steps_grpo_keeps(queue, qwen, verl_bound):
     data, _ = make_batch(qwen, 5, n_prompts=4)
     sas, metrics = v1_advantage_step(
         _trainer("algorithm.adv_estimator=sas", "+algorithm.sas.ratio=0.5"), data
@@ -98,7 +92,7 @@ def test_v1_sas_zeroes_steps_grpo_keeps(queue, qwen, bound):
     assert not any(k.startswith("sas/") for k in plain)  # grpo untouched
 
 
-def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_bytes, bound):
+def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_bytes, verl_bound):
     """V1 pads to the batch's longest response, not to the window: truncation is a
     response as long as ``rollout.response_length``."""
     data, correct = make_batch(qwen, 4, n_prompts=4)
@@ -126,7 +120,7 @@ def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_by
     torch.testing.assert_close(got[~correct], grpo[~correct])
 
 
-def test_v1_refuses_what_it_cannot_score(queue, qwen, bound):
+def test_v1_refuses_what_it_cannot_score(queue, qwen, verl_bound):
     trainer = _trainer("algorithm.adv_estimator=sas")
     data, _ = make_batch(qwen, 0)
     meta = put_v1_batch(data, outputs=2)  # agent-loop sessions with two outputs each
