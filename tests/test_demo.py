@@ -31,7 +31,16 @@ from sas_core.demo.task import (
     truncated_but_sound,
 )
 from sas_core.demo.tiny import build_tokenizer
-from sas_core.demo.verdict import design_checks, gates, paired, summarize, t975, verdict
+from sas_core.demo.verdict import (
+    design_checks,
+    g4_gate,
+    gates,
+    paired,
+    pilot_reading,
+    summarize,
+    t975,
+    verdict,
+)
 
 
 def _steps(text: str) -> list[str]:
@@ -246,7 +255,56 @@ def _runs(delta, seeds=10, noise=0.01, ablation=-0.05):
 
 def _gates(passed=True):
     g = {"value": 1.0, "threshold": 0.5, "passed": passed}
-    return {"G1": g, "G2": g, "G3": g}
+    return {"G1": g, "G2": g, "G3": g, "G4": g}
+
+
+def test_d2_gate_on_synthetic_curves():
+    # grpo-2L starts at 0.6 on both seeds; late (steps 20-40) means 0.58 and 0.56.
+    runs = {"grpo-2L": {0: summarize(_curve([0.6, 0.7, 0.6, 0.56, 0.58])),
+                        1: summarize(_curve([0.6, 0.6, 0.55, 0.56, 0.57]))}}  # fmt: skip
+    d2 = design_checks({}, runs)["D2"]
+    assert d2["step0"] == pytest.approx(0.6)
+    assert d2["late_mean"] == pytest.approx((0.58 + 0.56) / 2)
+    assert d2["value"] == pytest.approx(-0.03) and d2["passed"] is True  # at the bound
+    worse = {"grpo-2L": {0: summarize(_curve([0.6, 0.5, 0.5, 0.5, 0.5]))}}
+    assert design_checks({}, worse)["D2"]["passed"] is False
+    assert design_checks({}, {})["D2"]["passed"] is None
+
+
+def test_g4_gate_on_synthetic_curves():
+    # Seed-mean curve 0.5, 0.6, 0.55, 0.5, 0.45: rises to 0.6 at step 10, late mean
+    # (steps 20-40) 0.5 sits below it.
+    a, b = [0.5, 0.7, 0.6, 0.5, 0.4], [0.5, 0.5, 0.5, 0.5, 0.5]
+    curves = {"grpo": {0: _curve(a), 1: _curve(b)}}
+    runs = {"grpo": {s: summarize(c) for s, c in curves["grpo"].items()}}
+    g4 = g4_gate(curves, runs)
+    assert g4["step0"] == pytest.approx(0.5) and g4["peak"] == pytest.approx(0.6)
+    assert g4["peak_step"] == 10 and g4["late_mean"] == pytest.approx(0.5)
+    assert g4["value"] == pytest.approx(0.1) and g4["passed"] is True
+    # Never above step 0: fails, whatever the spread.
+    flat = {"grpo": {0: _curve([0.6, 0.5, 0.4, 0.5, 0.6])}}
+    runs_flat = {"grpo": {0: summarize(flat["grpo"][0])}}
+    assert g4_gate(flat, runs_flat)["passed"] is False
+    # Rises, and the late mean sits at the peak (0.7): passes only when GRPO at L is
+    # noisier late than GRPO-2L.
+    up = {"grpo": {0: _curve([0.5, 0.6, 0.8, 0.6, 0.7]), 1: _curve([0.5, 0.6, 0.6, 0.8, 0.7])}}
+    runs_up = {
+        "grpo": {s: summarize(c) for s, c in up["grpo"].items()},
+        "grpo-2L": {s: summarize(_curve([0.5, 0.6, 0.7, 0.7, 0.7])) for s in (0, 1)},
+    }
+    g4 = g4_gate(up, runs_up)
+    assert g4["peak"] == pytest.approx(0.7) and g4["late_mean"] == pytest.approx(0.7)
+    assert g4["late_std_grpo"] > 0 == g4["late_std_grpo_2L"] and g4["passed"] is True
+    runs_up["grpo-2L"] = {s: summarize(_curve([0.5, 0.9, 0.5, 0.9, 0.5])) for s in (0, 1)}
+    assert g4_gate(up, runs_up)["passed"] is False  # GRPO-2L noisier: no phenomenon
+
+
+def test_d2_and_g4_count_in_the_verdict():
+    runs = _runs(0.05)
+    assert verdict(_gates(), runs, {"D2": {"passed": True}})["reading"] == "reproduces"
+    assert verdict(_gates(), runs, {"D2": {"passed": False}})["reading"] == "inconclusive"
+    failed_g4 = {**_gates(), "G4": {"value": 0.0, "threshold": 0.0, "passed": False}}
+    assert verdict(failed_g4, runs)["reading"] == "inconclusive"
 
 
 def test_verdict_readings():
@@ -272,6 +330,28 @@ def test_gates_from_units():
     assert gates(audits, no_2l, diags)["G3"]["passed"] is None
 
 
+def test_pilot_reading_is_reproducible_from_saved_curves(tmp_path):
+    """The pilot's go / no-go is a function of its saved units: rebuilt from the curves
+    on disk it equals what demo.json says, and it never reads a SAS arm."""
+    out, demo_json = tmp_path / "pilot", None
+    assert main(["demo", "--quick", "--pilot", "--no-progress", "--out", str(out)]) == 0
+    demo_json = json.loads((out / "demo.json").read_text())
+    assert set(demo_json["curves"]) == {"grpo", "grpo-2L"}
+    assert sorted(demo_json["curves"]["grpo"]) == ["100", "101"]
+    units = {}
+    for path in sorted((out / "runs").glob("*.json")):
+        unit = json.loads(path.read_text())
+        units.setdefault(unit["arm"], {})[unit["seed"]] = unit
+    curves = {a: {s: u["curve"] for s, u in by.items()} for a, by in units.items()}
+    runs = {a: {s: summarize(c) for s, c in by.items()} for a, by in curves.items()}
+    diags = {a: {s: u["diagnostics"] for s, u in by.items()} for a, by in units.items()}
+    audit = json.loads((out / "bases" / "seed100.json").read_text())
+    again = pilot_reading(gates({100: audit}, runs, diags, curves), design_checks(diags, runs))
+    assert again == json.loads(json.dumps(demo_json["pilot"]))
+    assert set(again["reads"]) == {"G2", "G3", "G4", "D2"}
+    assert again["go"] is (not again["failed"])
+
+
 def _demo(tmp_path, name, *extra):
     out = tmp_path / name
     assert main(["demo", "--quick", "--no-progress", "--out", str(out), *extra]) == 0
@@ -284,7 +364,18 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
     assert "validity gates" in printed and "verdict: not judged" in printed
     for png in ("demo.png", "diagnostics.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert set(first["gates"]) == {"G1", "G2", "G3"}
+    assert set(first["gates"]) == {"G1", "G2", "G3", "G4"}
+    assert set(first["design_checks"]) == {"D1", "D2"}
+    assert first["design_checks"]["D2"]["passed"] is None  # no grpo-2L arm
+    # The precision and reward the trainers ran with, read back from their arguments.
+    training = first["training"]
+    assert training["precision"] == "fp32" and training["reward_needs_eos"] is True
+    assert set(training["trainer_args"]) == {"seed0-grpo", "seed0-sas"}
+    for args in training["trainer_args"].values():
+        assert args["bf16"] is False and args["fp16"] is False
+        assert args["learning_rate"] == training["learning_rate"] == 3e-5
+        assert args["reward"] == "sas_core.demo.rl.ended_accuracy.<locals>.accuracy"
+    assert "trained in fp32 at lr 3e-05" in printed
     for name in ("G1", "G2"):
         g = first["gates"][name]
         assert isinstance(g["threshold"], float)

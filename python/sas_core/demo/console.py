@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from sas_core.demo.arms import ARMS, DEFAULT_ARMS
+from sas_core.demo.arms import ARMS, DEFAULT_ARMS, PILOT_ARMS, PILOT_SEEDS
 from sas_core.demo.run import DemoConfig, run_demo
 
 
@@ -32,6 +32,15 @@ def add_arguments(demo: argparse.ArgumentParser) -> None:
     demo.add_argument("--hidden", type=int, help="model width")
     demo.add_argument("--layers", type=int, help="model depth")
     demo.add_argument("--limit", type=int, help="the training window L (tokens)")
+    demo.add_argument("--lr", type=float, help="RL learning rate")
+    demo.add_argument("--prompts-per-step", type=int, help="prompts per generation")
+    demo.add_argument("--eval-every", type=int, help="held-out evaluation every this many steps")
+    demo.add_argument(
+        "--pilot",
+        action="store_true",
+        help="the regime pilot: grpo and grpo-2L only, on seeds 100-101; reads the gates "
+        "that need no SAS run (G2, G3, G4, D2)",
+    )
     demo.add_argument("--out", default="sas-demo-out", help="folder for demo.json and figures")
     demo.add_argument("--quick", action="store_true", help="a seconds-long run for tests")
     demo.add_argument("--no-progress", action="store_true", help="no progress output")
@@ -51,12 +60,20 @@ def parse_seeds(text: str) -> list[int]:
 def config_from(args: argparse.Namespace) -> DemoConfig:
     import os
 
-    seeds = parse_seeds(args.seeds) if args.seeds else [args.seed]
+    if args.pilot and (args.full or args.arms or args.seeds):
+        raise SystemExit(
+            "--pilot: runs grpo and grpo-2L on seeds 100-101; drop --full/--arms/--seeds"
+        )
+    default_seeds = ",".join(map(str, PILOT_SEEDS)) if args.pilot else None
+    seeds = parse_seeds(args.seeds or default_seeds) if (args.seeds or args.pilot) else [args.seed]
     cfg = DemoConfig.quick(seeds[0]) if args.quick else DemoConfig()
     cfg.seeds = seeds
     cfg.base_seed = args.base_seed if not args.quick else seeds[0]
-    cfg.arms = args.arms or (list(ARMS) if args.full else list(DEFAULT_ARMS))
-    cfg.ablation_seeds = args.ablation_seeds
+    if args.pilot:
+        cfg.arms = sorted(PILOT_ARMS)
+    else:
+        cfg.arms = args.arms or (list(ARMS) if args.full else list(DEFAULT_ARMS))
+    cfg.ablation_seeds = len(seeds) if args.pilot else args.ablation_seeds
     if args.jobs is not None:
         cfg.jobs = args.jobs
     elif not args.quick:
@@ -66,8 +83,14 @@ def config_from(args: argparse.Namespace) -> DemoConfig:
             setattr(cfg, name, getattr(args, name))
     if args.steps is not None:
         cfg.rl.steps = args.steps
-    if args.limit is not None:
-        cfg.rl.limit = args.limit
+    for flag, name in (
+        ("limit", "limit"),
+        ("lr", "learning_rate"),
+        ("prompts_per_step", "prompts_per_step"),
+        ("eval_every", "eval_every"),
+    ):
+        if getattr(args, flag) is not None:
+            setattr(cfg.rl, name, getattr(args, flag))
     return cfg
 
 
@@ -154,12 +177,16 @@ def print_report(result: dict, out: Path) -> None:
         "G1": "step-confidence AUC, redundant vs necessary (warmed-up policy)",
         "G2": "truncated-but-sound share of failed rollouts, 2nd half of GRPO",
         "G3": "Pass@1 at 2L: GRPO trained at 2L minus GRPO trained at L",
+        "G4": "GRPO at L: rise of Pass@1 at 2L above step 0 (then falls back or noisier)",
+        "D2": "GRPO-2L does not degrade: late Pass@1 at 2L minus step 0",
     }
-    for name, g in result["gates"].items():
+    checks = result.get("design_checks", {})
+    in_verdict = {k: v for k, v in checks.items() if k == "D2"}
+    for name, g in {**result["gates"], **in_verdict}.items():
         gates.add_row(f"{name}: {about[name]}", _fmt(g["value"]), _fmt(g["threshold"], 2),
                       "-" if g["passed"] is None else str(g["passed"]))  # fmt: skip
     console.print(gates)
-    d1 = result.get("design_checks", {}).get("D1")
+    d1 = checks.get("D1")
     if d1 and d1["value"] is not None:
         console.print(
             f"design check D1 (not part of the verdict): {d1['value']:.1%} of SAS's training "
@@ -201,6 +228,17 @@ def print_report(result: dict, out: Path) -> None:
             f"warmed-up policy: {100 * mean(lost):.1f}% of correct 2L traces fail once cut to L "
             "(the paper: about 29% of correct 8K traces at 4K)"
         )
+    training = result.get("training", {})
+    if training:
+        print(
+            f"trained in {training['precision']} at lr {training['learning_rate']:g}; the reward "
+            + ("needs" if training["reward_needs_eos"] else "does not need")
+            + " the end-of-sequence token"
+        )
+    pilot = result.get("pilot")
+    if pilot is not None:
+        failed = ", ".join(pilot["failed"]) or "none"
+        print(f"pilot: gates failed: {failed} -> " + ("go" if pilot["go"] else "no go"))
     print(f"verdict: {result['verdict']['reading']}")
     print(f"wrote {out / 'demo.json'}, {out / 'demo.png'}, {out / 'diagnostics.png'} "
           f"in {result['seconds']:.0f} s")  # fmt: skip

@@ -26,6 +26,23 @@ def accuracy(completions: list[str], answer: list[int], **_: object) -> list[flo
     return [1.0 if is_correct(c, a) else 0.0 for c, a in zip(completions, answer)]
 
 
+def ended_accuracy(eos_token_id: int) -> Callable[..., list[float]]:
+    """The verifier as the held-out evaluation applies it: 1 only when the completion
+    ended (TRL's ``completion_ids`` hold the end-of-sequence token) and its last
+    \\boxed{} holds the right sum. A completion cut at the window scores 0 even when it
+    wrote the right answer before the cut."""
+
+    def accuracy(
+        completions: list[str], answer: list[int], completion_ids: list[list[int]], **_: object
+    ) -> list[float]:
+        return [
+            1.0 if eos_token_id in ids and is_correct(c, a) else 0.0
+            for c, a, ids in zip(completions, answer, completion_ids)
+        ]
+
+    return accuracy  # TRL logs a reward under its function's __name__: "accuracy"
+
+
 class _Recording:
     """Mixin: hands each generation batch to the run's ``RolloutRecorder``."""
 
@@ -116,6 +133,9 @@ def post_train(
         disable_tqdm=True,
         log_level="error",
         shuffle_dataset=False,
+        # TRL 1.16 sets bf16=True whenever fp16 is off (on CPU too): say which, always.
+        bf16=cfg.precision == "bf16",
+        fp16=False,
     )
     if arm.trainer == "sas":
         args = SASGRPOConfig(**common, correctness_reward="accuracy", **arm.sas)
@@ -161,9 +181,10 @@ def post_train(
             if on_step:
                 on_step(state.global_step, row)
 
+    reward = ended_accuracy(tokenizer.eos_token_id) if cfg.reward_needs_eos else accuracy
     trainer = trainer_cls(
         model=model,
-        reward_funcs=[accuracy],
+        reward_funcs=[reward],
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -175,4 +196,17 @@ def post_train(
     record(0, [])
     torch.manual_seed(cfg.seed)
     trainer.train()
-    return {"curve": curve, "diagnostics": recorder.summary()}
+    return {
+        "curve": curve,
+        "diagnostics": recorder.summary(),
+        # Read back from the trainer, so the record says what it trained with.
+        "trainer_args": {
+            "bf16": bool(trainer.args.bf16),
+            "fp16": bool(trainer.args.fp16),
+            "learning_rate": trainer.args.learning_rate,
+            "per_device_train_batch_size": trainer.args.per_device_train_batch_size,
+            "num_generations": trainer.args.num_generations,
+            "max_completion_length": trainer.args.max_completion_length,
+            "reward": f"{reward.__module__}.{reward.__qualname__}",
+        },
+    }

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sas_core.demo.arms import ARMS, DEFAULT_ARMS, RLConfig
+from sas_core.demo.arms import ARMS, DEFAULT_ARMS, PILOT_ARMS, RLConfig
 from sas_core.demo.task import stratified_problems
 
 
@@ -277,7 +277,14 @@ def environment(threads: int) -> dict:
 def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     """``demo.json`` and the figures from every unit on disk for this configuration."""
     from sas_core.demo import plots
-    from sas_core.demo.verdict import design_checks, gates, paired_metric, summarize, verdict
+    from sas_core.demo.verdict import (
+        design_checks,
+        gates,
+        paired_metric,
+        pilot_reading,
+        summarize,
+        verdict,
+    )
 
     audits = {}
     path = out_dir / "bases" / f"seed{cfg.base_seed}.json"
@@ -292,7 +299,8 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
             curves.setdefault(arm, {})[seed] = unit["curve"]
             diags.setdefault(arm, {})[seed] = unit["diagnostics"]
     runs = {arm: {s: summarize(c) for s, c in by_seed.items()} for arm, by_seed in curves.items()}
-    gate_results = gates(audits, runs, diags)
+    gate_results = gates(audits, runs, diags, curves)
+    checks = design_checks(diags, runs)
     comparisons = {
         f"{a} - {b}": paired_metric(runs, a, b)
         for a, b in [("sas", "grpo")]
@@ -301,8 +309,9 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     }
     result = {
         "gates": gate_results,
-        "design_checks": design_checks(diags),
-        "verdict": verdict(gate_results, runs),
+        "design_checks": checks,
+        "verdict": verdict(gate_results, runs, checks),
+        "training": _training(cfg, out_dir),
         "comparisons": comparisons,
         "environment": environment(1 if cfg.jobs > 1 else _threads()),
         "config": asdict(cfg),
@@ -313,10 +322,30 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
         "curves": {a: {str(s): c for s, c in by_seed.items()} for a, by_seed in curves.items()},
         "seconds": seconds,
     }
+    if set(curves) <= PILOT_ARMS:
+        result["pilot"] = pilot_reading(gate_results, checks)
     (out_dir / "demo.json").write_text(json.dumps(result, indent=2))
     plots.curves(result, out_dir / "demo.png")
     plots.diagnostics(result, out_dir / "diagnostics.png")
     return result
+
+
+def _training(cfg: DemoConfig, out_dir: Path) -> dict:
+    """The precision, learning rate and reward the runs trained with: as configured, and
+    as the trainers' own arguments recorded them (every unit on disk)."""
+    recorded = {}
+    for seed, arm in cfg.units():
+        path = out_dir / "runs" / f"seed{seed}-{arm}.json"
+        if path.exists():
+            args = json.loads(path.read_text()).get("trainer_args")
+            if args is not None:
+                recorded[f"seed{seed}-{arm}"] = args
+    return {
+        "precision": cfg.rl.precision,
+        "learning_rate": cfg.rl.learning_rate,
+        "reward_needs_eos": cfg.rl.reward_needs_eos,
+        "trainer_args": recorded,
+    }
 
 
 def _threads() -> int:

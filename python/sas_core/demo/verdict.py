@@ -10,6 +10,11 @@ Everything here was fixed (and written in the README) before the multi-seed run:
   the second half of GRPO training (pooled over seeds); G3 GRPO trained at L is worse
   (mean paired difference of the primary metric, GRPO-2L minus GRPO, > 0) or less stable
   (higher mean late spread) at 2L than GRPO trained at 2L.
+- Design 3 adds two gates (a failed one also gives "inconclusive"): D2 GRPO-2L does not
+  degrade (its late Pass@1 at 2L, mean over seeds, >= its step-0 value - 0.03); G4 GRPO
+  at L shows the paper's phenomenon: the seed-mean Pass@1 at 2L rises above its step-0
+  value at some evaluation, and its late mean sits below that peak or its late spread is
+  higher than GRPO-2L's. D1 stays a design check outside the verdict.
 - "reproduces": every gate passes, the 95% CI of SAS minus GRPO (paired over >= 10
   seeds) lies above 0, SAS's late spread is not higher than GRPO's, its late length is
   within +10% of GRPO's, and SAS is above the only-correct, random and token ablations
@@ -27,6 +32,7 @@ from statistics import mean, stdev
 G1_AUC = 0.8
 G2_SHARE = 0.10
 D1_SHARE = 0.5  # design check: most SAS training rollouts have k = floor(0.3 n) >= 2
+D2_DROP = -0.03  # GRPO-2L's late Pass@1 minus its step-0 value must be at least this
 REFUTE_UPPER = 0.02
 LENGTH_TOLERANCE = 1.10
 MIN_PRIMARY_SEEDS = 10
@@ -48,7 +54,9 @@ def summarize(curve: list[dict]) -> dict:
     late = [r for r in curve if r["step"] >= last / 2 and r["step"] > 0]
     p = [r["pass1_2L"] for r in late]
     m = mean(p)
+    first = curve[0]["pass1_2L"] if curve[0]["step"] == 0 else None
     return {
+        "step0_pass1": first,
         "late_pass1_mean": m,
         "late_pass1_std": math.sqrt(sum((x - m) ** 2 for x in p) / len(p)),
         "late_pass1_min": min(p),
@@ -93,8 +101,66 @@ def _gate(value: float | None, threshold: float, passed: bool | None) -> dict:
     return {"value": value, "threshold": threshold, "passed": passed}
 
 
-def gates(base_audits: dict, runs: dict, diagnostics: dict) -> dict:
-    """G1-G3 from what the seeds produced; a gate whose arm is missing is None."""
+def mean_curve(by_seed: dict) -> list[tuple[int, float]]:
+    """(step, mean Pass@1 at 2L over seeds) at the evaluations every seed made."""
+    steps = sorted(set.intersection(*({r["step"] for r in c} for c in by_seed.values())))
+    rows = [{r["step"]: r["pass1_2L"] for r in c} for c in by_seed.values()]
+    return [(t, mean(row[t] for row in rows)) for t in steps]
+
+
+def g4_gate(curves: dict, runs: dict) -> dict:
+    """G4: GRPO at L rises above its step-0 Pass@1 at 2L at some evaluation (seed-mean
+    curve), and then its late mean sits below that peak or its late spread is higher
+    than GRPO-2L's (mean over the seeds both ran). The value is the rise, peak minus
+    step 0."""
+    by_seed = curves.get("grpo") or {}
+    points = mean_curve(by_seed) if by_seed else []
+    if not points or points[0][0] != 0 or len(points) < 2:
+        out = _gate(None, 0.0, None)
+        out["note"] = "needs grpo curves with a step-0 evaluation"
+        return out
+    step0 = points[0][1]
+    peak_step, peak = max(points[1:], key=lambda p: p[1])
+    late = mean(runs["grpo"][s]["late_pass1_mean"] for s in by_seed)
+    std_l = std_2l = None
+    if runs.get("grpo-2L"):
+        seeds = sorted(set(runs["grpo"]) & set(runs["grpo-2L"]))
+        if seeds:
+            std_l = mean(runs["grpo"][s]["late_pass1_std"] for s in seeds)
+            std_2l = mean(runs["grpo-2L"][s]["late_pass1_std"] for s in seeds)
+    rises = peak > step0
+    falls_back = late < peak
+    noisier = std_l is not None and std_l > std_2l
+    out = _gate(peak - step0, 0.0, rises and (falls_back or noisier))
+    out.update(
+        step0=step0,
+        peak=peak,
+        peak_step=peak_step,
+        late_mean=late,
+        late_std_grpo=std_l,
+        late_std_grpo_2L=std_2l,
+        seeds=len(by_seed),
+    )
+    return out
+
+
+def d2_check(runs: dict) -> dict:
+    """D2: GRPO trained at 2L does not degrade: its late Pass@1 at 2L minus its step-0
+    value (means over seeds) >= -0.03."""
+    by_seed = {s: r for s, r in (runs.get("grpo-2L") or {}).items() if r["step0_pass1"] is not None}
+    if not by_seed:
+        out = _gate(None, D2_DROP, None)
+        out["note"] = "needs the grpo-2L arm with a step-0 evaluation"
+        return out
+    step0 = mean(r["step0_pass1"] for r in by_seed.values())
+    late = mean(r["late_pass1_mean"] for r in by_seed.values())
+    out = _gate(late - step0, D2_DROP, late - step0 >= D2_DROP)
+    out.update(step0=step0, late_mean=late, seeds=len(by_seed))
+    return out
+
+
+def gates(base_audits: dict, runs: dict, diagnostics: dict, curves: dict | None = None) -> dict:
+    """G1-G4 from what the seeds produced; a gate whose arm is missing is None."""
     aucs = [
         a["confidence_auc"]
         for a in base_audits.values()
@@ -121,10 +187,11 @@ def gates(base_audits: dict, runs: dict, diagnostics: dict) -> dict:
         "G1": _gate(g1, G1_AUC, None if g1 is None else g1 >= G1_AUC),
         "G2": _gate(g2, G2_SHARE, None if g2 is None else g2 >= G2_SHARE),
         "G3": g3,
+        "G4": g4_gate(curves or {}, runs),
     }
 
 
-def design_checks(diagnostics: dict) -> dict:
+def design_checks(diagnostics: dict, runs: dict | None = None) -> dict:
     """D1 (reported beside the gates, not part of the verdict): the share of the SAS
     arm's training rollouts, all seeds and the whole run, with k = floor(0.3 n) >= 2,
     and their mean steps."""
@@ -139,10 +206,14 @@ def design_checks(diagnostics: dict) -> dict:
     share = two / rollouts if rollouts else None
     d1 = _gate(share, D1_SHARE, None if share is None else share >= D1_SHARE)
     d1["steps_per_rollout"] = steps / rollouts if rollouts else None
-    return {"D1": d1}
+    return {"D1": d1, "D2": d2_check(runs or {})}
 
 
-def verdict(gate_results: dict, runs: dict) -> dict:
+# Design checks whose failure makes the verdict inconclusive, as a failed gate does.
+VERDICT_CHECKS = ("D2",)
+
+
+def verdict(gate_results: dict, runs: dict, checks: dict | None = None) -> dict:
     """The pre-registered reading (see the module doc)."""
     primary = paired_metric(runs, "sas", "grpo")
     out = {"primary": primary, "criteria": {}}
@@ -151,7 +222,9 @@ def verdict(gate_results: dict, runs: dict) -> dict:
             f"not judged: {primary['n']} paired seeds, the verdict needs {MIN_PRIMARY_SEEDS}"
         )
         return out
-    gates_ok = all(g["passed"] for g in gate_results.values())
+    gates_ok = all(g["passed"] for g in gate_results.values()) and all(
+        (checks or {}).get(name, {"passed": True})["passed"] for name in VERDICT_CHECKS
+    )
     lo, hi = primary["ci95"]
     seeds = primary["seeds"]
     std_sas = mean(runs["sas"][s]["late_pass1_std"] for s in seeds)
@@ -185,3 +258,16 @@ def verdict(gate_results: dict, runs: dict) -> dict:
     else:
         out["reading"] = "inconclusive"
     return out
+
+
+# What the pilot (grpo and grpo-2L only, on seeds disjoint from the result seeds) reads:
+# the gates that need no SAS run. Any of them failing means the multi-seed run is not
+# spent on this regime.
+PILOT_READS = ("G2", "G3", "G4", "D2")
+
+
+def pilot_reading(gate_results: dict, checks: dict) -> dict:
+    """Go / no-go for the multi-seed run from the pilot's gates (never from SAS)."""
+    read = {name: (gate_results.get(name) or checks.get(name)) for name in PILOT_READS}
+    failed = [name for name, g in read.items() if g is None or g["passed"] is not True]
+    return {"reads": read, "failed": failed, "go": not failed}
