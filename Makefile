@@ -4,12 +4,10 @@
 # Override with `make VENV=... DEMO_VENV=...`.
 VENV ?= /opt/sas-venv
 DEMO_VENV ?= /opt/sas-demo-venv
-# verl pins transformers < 5.11 and OpenRLHF == 5.15: verl's tests get their own venv. It
-# sees VENV's packages (torch, ray, ...) and this clone's sas_core through a .pth file,
-# with its own verl and transformers first on the path.
+# verl pins transformers < 5.11 and OpenRLHF == 5.15: verl's tests get their own venv,
+# built from this package's `verl` extra (what `pip install "sas-core[verl]"` gives a
+# user). It sees VENV's packages (torch, ray, ...) through a .pth file, after its own.
 VERL_VENV ?= /opt/sas-verl-venv
-VERL_PINS ?= "verl==0.9.1" "transformers>=5.5.3,<5.11,!=5.6.0" "TransferQueue>=0.1.10" \
-	cachetools uvicorn fastapi IPython
 PY := $(VENV)/bin/python
 VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
@@ -52,15 +50,15 @@ test-rust:
 test-python: dev browser
 	SAS_REQUIRE_OPENRLHF=1 $(PY) -m pytest tests benchmarks -q --benchmark-disable
 
-## verl-env: the verl venv (created once, reused; see VERL_VENV)
+## verl-env: the verl venv from `.[verl]`, editable (reinstalled when the extra or the clone changes)
 verl-env: dev
-	@test -x $(VERL_PY) || $(PY) -c "import sys; print(sys.base_prefix)" | \
-	  xargs -I{} {}/bin/python3 -m venv $(VERL_VENV)
-	@printf '%s\n%s\n' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
-	  "$(CURDIR)/python" > "$$($(VERL_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_sas_venv.pth"
-	@$(VERL_PY) -m pip show -q verl transformers >/dev/null 2>&1 && \
-	  $(VERL_PY) -c "import verl, transfer_queue, cachetools, fastapi; assert verl.__version__ == '0.9.1'" \
-	  2>/dev/null || $(VERL_PY) -m pip install -q $(VERL_PINS)
+	@test -x $(VERL_PY) || "$$($(PY) -c 'import sys; print(sys.base_prefix)')/bin/python3" -m venv $(VERL_VENV)
+	@printf '%s\n' "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
+	  > "$$($(VERL_PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/zz_sas_venv.pth"
+	@stamp=$(VERL_VENV)/.sas-verl-extra; want="$(CURDIR) $$($(PY) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["verl"])')"; \
+	  if [ "$$(cat $$stamp 2>/dev/null)" != "$$want" ]; then \
+	    $(VERL_PY) -m pip install -q -e ".[verl]" && echo "$$want" > $$stamp; \
+	  fi
 
 ## test-verl: verl's own compute_advantage, entry point, example and benchmark, in the verl venv
 test-verl: verl-env

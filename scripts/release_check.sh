@@ -54,5 +54,22 @@ done
 "$work/sdist/bin/python" -m pip install -q --disable-pip-version-check "$sdist"
 example "$work/sdist"
 
+# The verl extra as a user installs it: a fresh venv, the wheel with [verl] (pip's cache
+# reused), and both of verl's trainers imported, as verl's TaskRunner imports them.
+"$(find_python "${checked[0]}")" -m venv "$work/verl"
+"$work/verl/bin/python" -m pip install -q --disable-pip-version-check "$wheel[verl]"
+if ! out=$(cd "$work" && "$work/verl/bin/python" -I -c '
+import verl, verl.trainer.main_ppo, verl.trainer.ppo.ray_trainer, verl.trainer.ppo.v1.trainer_sync
+import verl.workers.engine_workers, verl.experimental.agent_loop, verl.trainer.ppo.v1.agent_loop_tq
+import sas_core.integrations.verl.plugin
+print("release check: sas-core[verl] gives verl", verl.__version__, "whose two trainers import")
+' 2>&1); then
+  echo "release check: sas-core[verl] cannot import verl's trainers:" >&2
+  echo "$out" | tail -20 >&2
+  exit 1
+fi
+echo "$out" | grep '^release check'
+rm -rf "$work/verl"
+
 "$TWINE" check --strict "$wheel" "$sdist"
 echo "release check: $(basename "$wheel") ($(du -k "$wheel" | cut -f1) KiB) works on CPython ${checked[*]}; the sdist builds a working wheel"

@@ -239,3 +239,84 @@ def test_nonfinite_keep_leaves_the_bad_rollout_whole_and_the_others_exact():
     torch.testing.assert_close(got[rows], want[rows])
     with pytest.raises(ValueError, match=r"^nonfinite: must be one of"):
         sas_core.sas_token_advantages(ids, lp, mask, adv, correct, seg, nonfinite="skip")
+
+
+# Round 3, item 3: a column-major (or strided) numpy batch was read in memory order.
+_LAYOUTS = {
+    "fortran": np.asfortranarray,
+    "strided": lambda a: np.repeat(a, 2, axis=1)[:, ::2],
+    "reversed": lambda a: a[::-1].copy()[::-1],
+}
+
+
+@pytest.mark.parametrize("layout", sorted(_LAYOUTS))
+@pytest.mark.parametrize("arg", ["response_ids", "logprobs", "action_mask", "all"])
+def test_select_padded_reads_any_layout_like_the_reference(layout, arg):
+    from padded_reference import keep_mask as reference_keep
+
+    vocab = [b"a", b"\n\n", b"b", b" c."]
+    seg = StepSegmenter(vocab)
+    rng = np.random.default_rng(7)
+    ids = rng.integers(0, len(vocab), (4, 20))
+    lp = -rng.random((4, 20))
+    mask = np.ones((4, 20), bool)
+    mask[1, 15:] = mask[3, :3] = False
+    correct = np.array([True, False, True, False])
+    args = {"response_ids": ids, "logprobs": lp, "action_mask": mask}
+    for name in args:
+        if arg in (name, "all"):
+            args[name] = _LAYOUTS[layout](args[name])
+            assert not args[name].flags.c_contiguous
+    keep, n_units, _, _ = seg.select_padded(**args, correct=correct)
+    want = reference_keep(
+        vocab, torch.from_numpy(ids), torch.from_numpy(lp), torch.from_numpy(mask), correct
+    )
+    np.testing.assert_array_equal(keep, want.numpy())
+    steps = [
+        len({s for s in sas_core.reference.segment(vocab, ids[i][mask[i]].tolist(), [0, m])})
+        for i, m in enumerate(mask.sum(1))
+    ]
+    assert n_units.tolist() == steps
+
+
+def test_extension_refuses_a_column_major_array_rather_than_misreading_it():
+    seg = StepSegmenter([b"a", b"\n\n"])
+    ids = np.asfortranarray(np.zeros((3, 4), np.int64))
+    lp, mask = np.zeros((3, 4)), np.ones((3, 4), bool)
+    with pytest.raises(ValueError, match=r"^response_ids: must be a C-contiguous"):
+        seg._table.keep_mask_padded(ids, lp, mask, np.ones(3, bool), 0.3, "both",
+                                    "confidence", "step", 0, None)  # fmt: skip
+
+
+# Round 3, item 7: SAS_CORE_NUM_THREADS is used as written, clamped or ignored with a
+# warning naming it; default_num_threads() reports what is used.
+@pytest.mark.parametrize(
+    ("value", "warns", "want"),
+    [("2", None, 2), (" 3 ", None, 3), ("+4", None, 4), ("2000", "is above", None),
+     ("abc", "not a positive integer", 0), ("0", "not a positive integer", 0),
+     ("-1", "not a positive integer", 0), ("1.5", "not a positive integer", 0),
+     ("1_0", "not a positive integer", 0)],
+)  # fmt: skip
+def test_threads_variable_is_used_clamped_or_refused_with_a_warning(value, warns, want):
+    code = (
+        "import warnings, sas_core, numpy as np\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    n = sas_core.default_num_threads()\n"
+        "    seg = sas_core.StepSegmenter([b'a', b'\\n\\n'])\n"
+        "    seg.segment(np.array([0, 1, 0]), np.array([0, 3]))\n"
+        "print(n, sas_core._core.MAX_THREADS, len(__import__('os').sched_getaffinity(0)))\n"
+        "print('|'.join(str(x.message) for x in w))\n"
+    )
+    env = {**os.environ, "SAS_CORE_NUM_THREADS": value}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    first, messages = out.stdout.splitlines()[0], out.stdout.splitlines()[1]
+    n, max_threads, cpus = map(int, first.split())
+    expected = {None: max_threads, 0: cpus}.get(want, want)
+    assert n == expected
+    if warns is None:
+        assert messages == ""
+    else:
+        assert messages.startswith("SAS_CORE_NUM_THREADS=") and warns in messages
+        assert messages.count("SAS_CORE_NUM_THREADS") == 1  # once per value

@@ -27,10 +27,20 @@ DATA=${DATA:-$HOME/data/deepscaler}
 GPUS=${GPUS:-8}
 REWARD=$("$PYTHON" -m sas_core.integrations.verl.reward)
 
+# The SAS options' defaults, each left out when the user adds that key (+ or
+# ++: Hydra refuses to add a key twice); a plain algorithm.sas.KEY=... overrides it.
+SAS=()
+for opt in ratio=0.3 mode=both selection=confidence logprobs=old shield=all; do
+  key=${opt%%=*}
+  for arg in "${@:2}"; do
+    [[ "$arg" =~ ^\+{1,2}algorithm\.sas\.$key= ]] && continue 2
+  done
+  SAS+=("+algorithm.sas.$opt")
+done
+
 CMD=("$PYTHON" -m verl.trainer.main_ppo
   algorithm.adv_estimator="$ESTIMATOR"
-  +algorithm.sas.ratio=0.3 +algorithm.sas.mode=both +algorithm.sas.selection=confidence
-  +algorithm.sas.logprobs=old +algorithm.sas.shield=all
+  "${SAS[@]}"
   algorithm.use_kl_in_reward=False
   data.train_files="$DATA/train.parquet" data.val_files="$DATA/test.parquet"
   data.train_batch_size=128 data.max_prompt_length=1024 data.max_response_length=4096

@@ -6,7 +6,8 @@ advantage of a fraction of steps: the least confident steps of correct rollouts 
 most confident steps of failed ones. The hot path runs in Rust (``sas_core._core``).
 """
 
-from sas_core._core import __version__, default_num_threads
+from sas_core._arrays import default_num_threads
+from sas_core._core import __version__
 from sas_core.confidence import StepConfidences, step_confidences
 from sas_core.masks import (
     Selection,

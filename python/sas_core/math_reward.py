@@ -6,8 +6,11 @@ example one truncated before its answer) scores 0.
 
 math-verify bounds its own work with ``signal.alarm``, which only works in the main
 thread, and sympy can run for minutes on adversarial LaTeX. So each comparison runs in a
-worker process: a caller waits at most ``timeout`` seconds, after which the worker is
-killed and replaced and the item scores 0. Starting a worker (importing sympy) has its
+worker process: a comparison takes at most ``timeout`` seconds, after which the worker
+is killed and replaced and the item scores 0. Requests are tagged, so an answer is
+never paired with another request; a worker found dead is replaced and the item asked
+again; one that cannot be scored raises ``VerifierError`` (never a 0.0); workers exit
+when their parent dies. Starting a worker (importing sympy) has its
 own, longer bound, so a slow start never turns a right answer into a 0. Callers in any
 thread (RL reward workers, Ray actors, DataLoader threads) share a small pool of workers.
 
@@ -24,8 +27,9 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["MathVerifier", "last_boxed", "math_verify_score", "shared_verifier"]
+__all__ = ["MathVerifier", "VerifierError", "last_boxed", "math_verify_score", "shared_verifier"]
 
 _BOXED = ("\\boxed", "\\fbox")
 
@@ -53,14 +57,71 @@ def last_boxed(text: str) -> str | None:
     return None  # cut off before the closing brace
 
 
+MAX_TIMEOUT = 3600.0  # seconds: the largest timeout, startup_timeout or call_timeout
+MAX_WORKERS = 256
+
+
+class VerifierError(RuntimeError):
+    """A response that could not be scored (its worker died twice, or no worker was free
+    within ``call_timeout``): never reported as a 0.0."""
+
+
+def _seconds(value: object, name: str) -> float:
+    """A positive, finite number of seconds, at most MAX_TIMEOUT."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a number of seconds, got {type(value).__name__}")
+    if not 0 < value <= MAX_TIMEOUT:  # NaN fails too
+        raise ValueError(f"{name}: must be in (0, {MAX_TIMEOUT:g}] seconds, got {value!r}")
+    return float(value)
+
+
+def _text(value: object, name: str) -> str:
+    """A response must be a string; a label may also be a number (its str())."""
+    if isinstance(value, str):
+        return value
+    if name == "label" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    want = "a string" if name == "response" else "a string or a number"
+    raise TypeError(f"{name}: expected {want}, got {type(value).__name__}")
+
+
+def _watch_parent() -> None:
+    """Die with the parent process, even in the middle of a sympy computation (which can
+    hold the GIL for minutes inside one big-integer operation). On Linux the kernel sends
+    SIGKILL when the parent thread that started this worker ends (``PR_SET_PDEATHSIG``:
+    workers are started from one long-lived thread, ``_popen``); elsewhere a daemon
+    thread polls the parent's pid."""
+    parent = int(os.environ.get("SAS_CORE_VERIFIER_PARENT", os.getppid()))
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGKILL, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before the prctl above
+        os._exit(0)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _serve() -> None:
-    """Worker process (``python -m sas_core.math_reward``): one JSON line [prediction,
-    label] in, one line "1" or "0" out, until stdin closes."""
+    """Worker process (``python -m sas_core.math_reward``): one JSON line [tag,
+    prediction, label] in, one line "tag 1" or "tag 0" out, until stdin closes. The tag
+    lets the parent pair every answer with its own request."""
     import json
     import logging
 
     from math_verify import parse, verify
 
+    _watch_parent()
     # Its own timeouts are off here (this process is the timeout): silence that warning.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     out = sys.stdout.buffer
@@ -68,14 +129,42 @@ def _serve() -> None:
     out.flush()
     for line in sys.stdin.buffer:
         try:
-            pred, label = json.loads(line)
+            tag, pred, label = json.loads(line)
+        except Exception:
+            continue  # not a request: nothing to answer
+        try:
             gold = parse("\\boxed{" + label + "}", parsing_timeout=None)
             answer = parse("\\boxed{" + pred + "}", parsing_timeout=None)
             ok = bool(gold) and bool(answer) and verify(gold, answer, timeout_seconds=None)
         except Exception:  # any parser or sympy failure is a wrong answer
             ok = False
-        out.write(b"1\n" if ok else b"0\n")
+        out.write(f"{int(tag)} {int(ok)}\n".encode())
         out.flush()
+
+
+_spawner: tuple[int, ThreadPoolExecutor] | None = None
+_spawner_lock = threading.Lock()
+
+
+def _popen(*args, **kwargs) -> subprocess.Popen:
+    """``subprocess.Popen`` from one long-lived thread of this process: a worker's
+    parent-death signal follows the thread that started it, and callers' threads (a
+    pool's, a request's) come and go."""
+    global _spawner
+    with _spawner_lock:
+        if _spawner is None or _spawner[0] != os.getpid():  # none yet, or a forked child
+            _spawner = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="sas-verifier"))
+        pool = _spawner[1]
+    return pool.submit(subprocess.Popen, *args, **kwargs).result()
+
+
+def _worker_command() -> list[str]:
+    """The worker's command line (a seam for the fault tests)."""
+    return [sys.executable, "-m", "sas_core.math_reward"]
+
+
+class _Died(Exception):
+    """The worker's pipes closed: it died (killed, crashed) before answering."""
 
 
 class _Worker:
@@ -87,22 +176,32 @@ class _Worker:
     """
 
     def __init__(self, startup_timeout: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "sas_core.math_reward"],
+        self.proc = _popen(
+            _worker_command(),
+            env={**os.environ, "SAS_CORE_VERIFIER_PARENT": str(os.getpid())},
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
         self._buf = b""
-        if self.readline(startup_timeout) != b"ready":
+        self._tag = 0
+        try:
+            line = self.readline(startup_timeout)
+        except _Died:
+            line = None
+        if line != b"ready":
             self.kill()
             raise RuntimeError(
                 f"math-verify worker did not start within {startup_timeout:.0f} s "
                 "(is math-verify installed? pip install math-verify)"
             )
 
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
     def readline(self, timeout: float) -> bytes | None:
-        """The next line without its newline, or None after ``timeout`` seconds or EOF."""
+        """The next line without its newline; None after ``timeout`` seconds; raises
+        ``_Died`` at end of file."""
         deadline = time.monotonic() + timeout
         fd = self.proc.stdout.fileno()
         while b"\n" not in self._buf:
@@ -111,16 +210,29 @@ class _Worker:
                 return None
             chunk = os.read(fd, 4096)
             if not chunk:
-                return None
+                raise _Died
             self._buf += chunk
         line, _, self._buf = self._buf.partition(b"\n")
         return line
 
     def ask(self, pred: str, label: str, timeout: float) -> float | None:
-        self.proc.stdin.write(json.dumps([pred, label]).encode() + b"\n")
-        self.proc.stdin.flush()
-        line = self.readline(timeout)
-        return None if line is None else float(line == b"1")
+        """1.0 / 0.0, or None when the answer did not come within ``timeout``; raises
+        ``_Died`` when the worker is gone before or while answering."""
+        self._tag += 1
+        tag = self._tag
+        try:
+            self.proc.stdin.write(json.dumps([tag, pred, label]).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            raise _Died from None
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.readline(max(0.0, deadline - time.monotonic()))
+            if line is None:
+                return None
+            got, _, verdict = line.partition(b" ")
+            if got == str(tag).encode():  # an older request's late answer is dropped
+                return float(verdict == b"1")
 
     def kill(self) -> None:
         self.proc.kill()
@@ -133,58 +245,114 @@ class MathVerifier:
     """Scores (response, label) pairs; see the module docstring.
 
     Args:
-        timeout: seconds one comparison may take before it scores 0.
-        workers: worker processes (concurrent comparisons).
+        timeout: seconds one comparison may take in its worker before it scores 0 (the
+            worker is then killed and replaced). In (0, 3600].
+        workers: worker processes (concurrent comparisons), 1..256.
         startup_timeout: seconds a new worker may take to import math-verify and sympy
             (not counted against ``timeout``); a worker that does not start raises.
+        call_timeout: optional bound on a whole :meth:`score` call: waiting for a free
+            worker, starting one, and the comparison. A call that gets no worker in time
+            raises :class:`VerifierError`; a comparison cut by it scores 0 like a timeout.
+
+    What ``timeout`` bounds is the comparison only: a call may also wait for a free worker
+    (more calling threads than ``workers``) and for a new worker's start. Without
+    ``call_timeout`` that wait is unbounded; with it, a call returns or raises within
+    ``call_timeout`` plus about 10 ms.
     """
 
     def __init__(
-        self, timeout: float = 5.0, workers: int = 2, startup_timeout: float = 120.0
+        self,
+        timeout: float = 5.0,
+        workers: int = 2,
+        startup_timeout: float = 120.0,
+        call_timeout: float | None = None,
     ) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout: must be > 0, got {timeout}")
-        if workers < 1:
-            raise ValueError(f"workers: must be >= 1, got {workers}")
-        if not startup_timeout > 0:
-            raise ValueError(f"startup_timeout: must be > 0, got {startup_timeout}")
-        self.timeout = float(timeout)
-        self.workers = int(workers)
-        self.startup_timeout = float(startup_timeout)
+        self.timeout = _seconds(timeout, "timeout")
+        if isinstance(workers, bool) or not isinstance(workers, int):
+            raise TypeError(f"workers: expected an int, got {type(workers).__name__}")
+        if not 1 <= workers <= MAX_WORKERS:
+            raise ValueError(f"workers: must be in [1, {MAX_WORKERS}], got {workers}")
+        self.workers = workers
+        self.startup_timeout = _seconds(startup_timeout, "startup_timeout")
+        self.call_timeout = None if call_timeout is None else _seconds(call_timeout, "call_timeout")
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         for _ in range(workers):
             self._idle.put(None)  # started on first use
 
-    def score(self, response: str, label: str, *, timeout: float | None = None) -> float:
+    def score(
+        self,
+        response: str,
+        label: str,
+        *,
+        timeout: float | None = None,
+        call_timeout: float | None = None,
+    ) -> float:
         """1.0 when the last ``\\boxed{}`` of ``response`` equals ``label``, else 0.0.
 
-        What is bounded: the comparison itself, by ``timeout`` (default: the
-        verifier's), after which it scores 0 and its worker is replaced. A call may also
-        wait for a free worker (when more threads call than there are ``workers``) and
-        for a new worker's start-up (``startup_timeout``): size ``workers`` to the
-        number of calling threads to keep a call's latency near ``timeout``.
+        ``timeout`` bounds the comparison (default: the verifier's): past it the item
+        scores 0 and its worker is replaced. ``call_timeout`` (default: the verifier's)
+        bounds the whole call. A worker found dead (killed while idle, or dying while it
+        compares) is replaced and the item asked again once; if it cannot be scored,
+        :class:`VerifierError` is raised: a right answer is never reported as 0.0
+        because of a fault.
         """
-        limit = self.timeout if timeout is None else float(timeout)
-        if not limit > 0:
-            raise ValueError(f"timeout: must be > 0, got {timeout}")
+        limit = self.timeout if timeout is None else _seconds(timeout, "timeout")
+        bound = (
+            self.call_timeout if call_timeout is None else _seconds(call_timeout, "call_timeout")
+        )
+        response, label = _text(response, "response"), _text(label, "label")
+        deadline = None if bound is None else time.monotonic() + bound
         pred = last_boxed(response)
         if pred is None or not pred.strip():
             return 0.0
-        worker = self._idle.get()
         try:
-            if worker is None:
-                worker = _Worker(self.startup_timeout)
-            verdict = worker.ask(pred, str(label), limit)
-            if verdict is None:  # stuck (or died): replace it, the item scores 0
+            worker = self._idle.get(timeout=bound)
+        except queue.Empty:
+            raise VerifierError(
+                f"no free math-verify worker within call_timeout={bound:g} s "
+                f"({self.workers} workers busy)"
+            ) from None
+        try:
+            for attempt in range(2):
+                if worker is not None and not worker.alive():  # died while idle
+                    worker.kill()
+                    worker = None
+                if worker is None:
+                    start = self.startup_timeout
+                    if deadline is not None:
+                        start = min(start, max(deadline - time.monotonic(), 1e-3))
+                    try:
+                        worker = _Worker(start)
+                    except RuntimeError:
+                        if start < self.startup_timeout:  # cut short by call_timeout
+                            raise VerifierError(
+                                f"no math-verify worker started within call_timeout={bound:g} s"
+                            ) from None
+                        raise
+                left = limit if deadline is None else min(limit, deadline - time.monotonic())
+                if left <= 0:
+                    return 0.0  # the call's bound is spent: scored as a timeout
+                try:
+                    verdict = worker.ask(pred, label, left)
+                except _Died:
+                    worker.kill()
+                    worker = None
+                    if attempt == 0:
+                        continue  # ask a fresh worker once
+                    raise VerifierError(
+                        "math-verify worker died twice on this item; not scored"
+                    ) from None
+                if verdict is None:  # too slow: replace it, the item scores 0
+                    worker.kill()
+                    worker = None
+                    return 0.0
+                return verdict
+            raise AssertionError("unreachable")
+        except BaseException:
+            if worker is not None:  # it may hold an unanswered request: never reuse it
                 worker.kill()
                 worker = None
-                return 0.0
-            return verdict
-        except (OSError, ValueError):
-            if worker is not None:
-                worker.kill()
-            worker = None
-            return 0.0
+            raise
         finally:
             self._idle.put(worker)
 
@@ -218,6 +386,7 @@ def shared_verifier(timeout: float = 5.0, workers: int = 2) -> MathVerifier:
 
 def math_verify_score(response: str, label: str, *, timeout: float = 5.0) -> float:
     """:meth:`MathVerifier.score` on the shared verifier, ``timeout`` seconds per call."""
+    timeout = _seconds(timeout, "timeout")
     return shared_verifier().score(response, label, timeout=timeout)
 
 

@@ -128,7 +128,8 @@ class StepSegmenter:
         Args:
             response_ids: (B, A) int32/int64; logprobs: (B, A) float32/float64;
                 action_mask: (B, A) bool, set on response tokens (any padding side);
-                correct: (B,) bool. C-contiguous numpy arrays, read without copying.
+                correct: (B,) bool. numpy arrays in any layout: C-contiguous ones are
+                read without copying, others (column-major, strided) copied to C order.
             Other arguments: see :func:`sas_core.select_steps`.
 
         Returns:
@@ -157,10 +158,10 @@ class StepSegmenter:
         """:meth:`select_padded` with options already checked (``SASOptions.core_args``),
         for callers that hold an options object: they are not validated twice."""
         return self._table.keep_mask_padded(
-            response_ids,
-            logprobs,
-            action_mask,
-            correct,
+            _arrays.c_order(response_ids),
+            _arrays.c_order(logprobs),
+            _arrays.c_order(action_mask),
+            _arrays.c_order(correct),
             *core_args,
             _arrays.threads_value(num_threads),
         )

@@ -41,6 +41,11 @@ pub fn data<'a, T: numpy::Element>(
     if a.ndim() != ndim {
         return Err(type_error(name, &format!("a {ndim}-D numpy array")));
     }
+    // rust-numpy's `as_slice` also accepts Fortran order, whose memory order is not the
+    // row-major order read here: only C order is borrowed (callers copy the rest).
+    if !a.is_c_contiguous() {
+        return Err(not_contiguous(name));
+    }
     a.as_slice().map_err(|_| not_contiguous(name))
 }
 

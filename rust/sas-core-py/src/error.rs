@@ -16,5 +16,5 @@ pub fn type_error(arg: &str, want: &str) -> PyErr {
 
 /// A numpy array that is not C-contiguous (the Python layer normally makes it so).
 pub fn not_contiguous(arg: &str) -> PyErr {
-    PyValueError::new_err(format!("{arg}: must be a C-contiguous 1-D array"))
+    PyValueError::new_err(format!("{arg}: must be a C-contiguous (row-major) array"))
 }

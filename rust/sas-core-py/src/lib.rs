@@ -144,6 +144,9 @@ impl PyStepTable {
         let ids: Ids = extract(response_ids, "response_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
+        if !action_mask.is_c_contiguous() {
+            return Err(error::not_contiguous("action_mask"));
+        }
         let mask = action_mask
             .as_slice()
             .map_err(|_| error::not_contiguous("action_mask"))?;

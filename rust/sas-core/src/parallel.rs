@@ -91,8 +91,8 @@ fn lock_pools() -> MutexGuard<'static, Pools> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Default thread count: `SAS_CORE_NUM_THREADS` if set to a positive integer, else the
-/// number of CPUs this process may use.
+/// Default thread count: `SAS_CORE_NUM_THREADS` if set to a positive integer (at most
+/// `MAX_THREADS`, the most any pool gets), else the number of CPUs this process may use.
 pub fn default_threads() -> usize {
     // available_parallelism reads cgroup files (tens of microseconds): ask once. The
     // environment variable is read each time so that it can be changed at run time.
@@ -101,6 +101,7 @@ pub fn default_threads() -> usize {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
+        .map(|n| n.min(MAX_THREADS))
         .unwrap_or_else(|| {
             *CPUS.get_or_init(|| {
                 std::thread::available_parallelism()

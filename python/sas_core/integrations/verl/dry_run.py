@@ -18,12 +18,33 @@ def compose(overrides: list[str]):
         return hydra_compose(config_name="ppo_trainer", overrides=overrides)
 
 
+def _one_line(exc: BaseException) -> str:
+    """Hydra's message (and its cause's) without the traceback, on one line."""
+    parts = [str(exc)]
+    if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    return " ".join(" ".join(p.split()) for p in parts if p)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _dry_run(list(sys.argv[1:] if argv is None else argv))
+    except Exception as exc:  # a user's bad override or option: one line, exit 2
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        if not isinstance(exc, (HydraException, OmegaConfBaseException, ValueError, TypeError)):
+            raise
+        print(f"dry run: {_one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def _dry_run(overrides: list[str]) -> int:
     from sas_core.integrations.verl.estimator import ESTIMATOR, check_verl_version
     from sas_core.integrations.verl.options import VerlSASOptions
 
     version = check_verl_version()
-    cfg = compose(list(sys.argv[1:] if argv is None else argv))
+    cfg = compose(overrides)
     algo = cfg.algorithm
     print(f"verl {version}: algorithm.adv_estimator={algo.adv_estimator}")
     if algo.adv_estimator == ESTIMATOR:
