@@ -49,7 +49,11 @@ def _mask(**override):
         ({"step_ids": np.array([[0, 0], [1, 0]])}, ValueError, "step_ids"),
         ({"cu_seqlens": np.array([1, 3, 4])}, ValueError, "cu_seqlens"),
         ({"cu_seqlens": np.array([0, 3, 2, 4])}, ValueError, "cu_seqlens"),
-        ({"cu_seqlens": np.array([0, 3, 5])}, ValueError, "step_ids: has 4 entries but cu_seqlens"),
+        (
+            {"cu_seqlens": np.array([0, 3, 5])},
+            ValueError,
+            "step_ids, cu_seqlens: has 4 entries but cu_seqlens",
+        ),
         ({"cu_seqlens": np.array([], dtype=np.int64)}, ValueError, "cu_seqlens"),
         ({"cu_seqlens": np.array([0.0, 3.0, 4.0])}, TypeError, "cu_seqlens"),
         ({"correct": np.array([True])}, ValueError, "correct"),
@@ -82,7 +86,7 @@ def test_good_inputs_pass():
         ([0, 1, 6], [0, 3], "token_ids"),  # at vocab_size
         ([0, -1, 2], [0, 3], "token_ids"),  # negative
         ([0, 1, 2**40], [0, 3], "token_ids"),  # far out
-        ([0, 1, 2], [0, 2], "token_ids: has 3 entries but cu_seqlens"),  # ends short
+        ([0, 1, 2], [0, 2], "token_ids, cu_seqlens: has 3 entries but cu_seqlens"),  # ends short
         ([0, 1, 2], [0, 2, 1, 3], "cu_seqlens"),  # decreasing
         ([0, 1, 2], [1, 3], "cu_seqlens"),  # does not start at 0
     ],
@@ -172,7 +176,13 @@ def test_sas_advantages_rejects(seg):
         ([0, 1, 6], [0.0, 0.0, 0.0], [0, 3], [True], "token_ids"),
         ([0, 1, 2], [0.0, np.nan, 0.0], [0, 3], [True], "logprobs"),
         ([0, 1, 2], [0.0, 0.0], [0, 3], [True], "logprobs"),
-        ([0, 1, 2], [0.0, 0.0, 0.0], [0, 4], [True], "token_ids: has 3 entries but cu_seqlens"),
+        (
+            [0, 1, 2],
+            [0.0, 0.0, 0.0],
+            [0, 4],
+            [True],
+            "token_ids, cu_seqlens: has 3 entries but cu_seqlens",
+        ),
         ([0, 1, 2], [0.0, 0.0, 0.0], [0, 2, 1, 3], [True, True, True], "cu_seqlens"),
         ([0, 1, 2], [0.0, 0.0, 0.0], [0, 3], [True, False], "correct"),
     ],

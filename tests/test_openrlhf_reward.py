@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -66,12 +65,27 @@ def test_the_prompts_boxed_instruction_is_not_an_answer(monkeypatch):
 
 
 def test_adversarial_latex_never_hangs(monkeypatch):
+    # Run after tests that made the shared verifier with a 30 s timeout: this call's 2 s
+    # must be the one applied (it was not: the shared verifier's own 30 s was).
+    from sas_core import math_reward
+    from sas_core.math_reward import shared_verifier
+
     executor = _executor(monkeypatch, timeout=2)
     executor.reward_func(["\\boxed{1}"], [""], ["1"])  # start a worker (imports sympy)
-    t = time.monotonic()
+    asked, ask = [], math_reward._Worker.ask
+
+    def spy(self, pred, label, timeout):
+        asked.append(timeout)
+        return ask(self, pred, label, timeout)
+
+    monkeypatch.setattr(math_reward._Worker, "ask", spy)
+    counts = dict(shared_verifier(workers=2).counts)
     got = executor.reward_func(["\\boxed{9^{9^{9^{9^{9}}}}}"], [""], ["1"])
     assert got["scores"].tolist() == [0.0]
-    assert time.monotonic() - t < 15
+    after = shared_verifier(workers=2).counts
+    assert after["timeouts"] == counts["timeouts"] + 1  # the timeout fired (worker killed)
+    assert asked == [2.0]  # with this call's timeout
+    assert executor.reward_func(["\\boxed{4}"], [""], ["4"])["scores"].tolist() == [1.0]
 
 
 def test_batches_from_many_threads_agree_with_one_thread(monkeypatch):

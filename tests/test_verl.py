@@ -7,6 +7,7 @@ Qwen2 vocabulary, nothing downloaded.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -142,6 +143,22 @@ def test_score_count_and_response_shape_mismatches_are_named():
     fits = estimator.Inputs(responses=ids, window=3)
     stats = estimator.apply_sas(data, VerlSASOptions(), seg, call=0, inputs=fits)
     assert stats["sas/truncated_failed"] == 1.0  # both fill the window of 3 and fail
+    # Legacy: responses narrower than the mask are named as responses (round 3, item 9).
+    data.batch["responses"] = ids[:, :-1]
+    with pytest.raises(ValueError, match=r"^responses: shape \(2, 2\) does not match"):
+        estimator.apply_sas(data, VerlSASOptions(), seg, call=0)
+
+
+def test_a_zero_width_batch_is_handled_like_verls_grpo(qwen, verl_bound):
+    data, _ = make_batch(qwen, 0)
+    b = data.batch["responses"].shape[0]
+    for key in ("responses", "response_mask", "old_log_probs", "token_level_scores",
+                "token_level_rewards"):  # fmt: skip
+        data.batch[key] = data.batch[key][:, :0]
+    grpo = rt.compute_advantage(copy.deepcopy(data), adv_estimator="grpo", config=algo_cfg())
+    got = rt.compute_advantage(data, adv_estimator="sas", config=algo_cfg())
+    assert got.batch["advantages"].shape == grpo.batch["advantages"].shape == (b, 0)
+    assert got.meta_info["sas_metrics"]["sas/steps"] == 0.0
 
 
 def test_shield_truncated_spares_failed_rollouts_that_ended(qwen, qwen_token_bytes, verl_bound):

@@ -96,6 +96,17 @@ def real_array(x: Any, name: str) -> np.ndarray:
     return a
 
 
+def representable(a: np.ndarray, dtype: Any, name: str) -> None:
+    """Values that the output dtype cannot hold (1e300 in float32 would become inf) are a
+    ValueError naming the argument, never a non-finite output."""
+    limit = float(np.finfo(dtype).max)
+    if a.size and float(np.abs(a).max()) > limit:
+        raise ValueError(
+            f"{name}: {float(np.abs(a).max()):.3g} is out of the range of the output dtype "
+            f"{np.dtype(dtype).name} (|value| <= {limit:.3g})"
+        )
+
+
 def bool_array(x: Any, name: str) -> np.ndarray:
     """bool array; integer arrays of 0/1 are accepted."""
     a = to_numpy(x, name)
@@ -170,3 +181,45 @@ def ids_value(values: Any, name: str) -> list[int]:
     if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
         raise TypeError(f"{name}: must be a list of integer token ids, got {values!r}")
     return [count_value(v, name) for v in values]
+
+
+def padded_numpy(
+    response_ids: Any, logprobs: Any, action_mask: Any, correct: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy arrays of a padded (B, A) batch, checked (errors name the argument) and
+    in the dtypes and C order the core reads: int32/int64 ids (other integers widened),
+    float32/float64 log-probs (float16 widened, other float64 layouts made native), a
+    bool mask (0/1 integers accepted), (B,) bool ``correct``."""
+    arrays = {"response_ids": response_ids, "logprobs": logprobs, "action_mask": action_mask}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"{name}: must be a 2-D numpy array, got {type(a).__name__}")
+        if a.ndim != 2:
+            raise ValueError(f"{name}: must be 2-D (B, A), got shape {a.shape}")
+    shape = response_ids.shape
+    for name in ("logprobs", "action_mask"):
+        if arrays[name].shape != shape:
+            raise ValueError(
+                f"{name}, response_ids: shapes differ, {arrays[name].shape} and {shape}"
+            )
+    ids = response_ids
+    if ids.dtype.kind not in _INT_KINDS:
+        raise TypeError(f"response_ids: must hold integers, got dtype {ids.dtype}")
+    if ids.dtype not in (np.int32, np.int64) or not ids.dtype.isnative:
+        if ids.dtype == np.uint64 and ids.size and ids.max() > np.iinfo(np.int64).max:
+            raise ValueError(f"response_ids: value {ids.max()} is out of range")
+        ids = ids.astype(np.int64)
+    lp = logprobs
+    if lp.dtype.kind != "f":
+        raise TypeError(f"logprobs: must hold floats, got dtype {lp.dtype}")
+    if lp.dtype not in (np.float32, np.float64) or not lp.dtype.isnative:
+        lp = lp.astype(np.float64 if lp.dtype.itemsize >= 8 else np.float32)
+    mask = action_mask
+    if mask.dtype != np.bool_:
+        if mask.dtype.kind not in _INT_KINDS or not np.isin(mask, (0, 1)).all():
+            raise TypeError(f"action_mask: must be booleans (or 0/1), got dtype {mask.dtype}")
+        mask = mask.astype(np.bool_)
+    ok = bool_array(correct, "correct")
+    if ok.shape != (shape[0],):
+        raise ValueError(f"correct: must have shape ({shape[0]},), one per row, got {ok.shape}")
+    return c_order(ids), c_order(lp), c_order(mask), c_order(ok)

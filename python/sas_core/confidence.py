@@ -40,16 +40,27 @@ def step_confidences(step_ids: Any, logprobs: Any, cu_seqlens: Any) -> StepConfi
     lengths = np.diff(cu)
     if cu.size == 0 or cu[0] != 0 or (lengths < 0).any():
         raise ValueError("cu_seqlens: must start at 0 and be non-decreasing")
-    if sid.size != int(cu[-1]) or lp.size != sid.size:
+    if sid.size != int(cu[-1]):
         raise ValueError(
-            f"logprobs: step_ids, logprobs and cu_seqlens disagree ({sid.size}, {lp.size}, "
-            f"ends at {int(cu[-1])})"
+            f"step_ids, cu_seqlens: step_ids has {sid.size} entries but cu_seqlens ends at "
+            f"{int(cu[-1])} (the token count)"
         )
+    if lp.size != sid.size:
+        raise ValueError(f"logprobs, step_ids: {lp.size} log-probs for {sid.size} step ids")
     if sid.size and sid.min() < -1:
         raise ValueError("step_ids: must be -1 or a step index")
+    rollout = np.repeat(np.arange(lengths.size), lengths)
+    # As the core's keep_mask: a rollout of T tokens has at most T steps (ids 0..T-1);
+    # a larger id would size the result by it (10**7 values for a 19-token rollout).
+    beyond = np.flatnonzero(sid >= lengths[rollout]) if sid.size else []
+    if len(beyond):
+        i = int(beyond[0])
+        raise ValueError(
+            f"step_ids: must be -1 or in [0, rollout length {int(lengths[rollout[i]])}), "
+            f"got {int(sid[i])} at position {i}"
+        )
     if not np.isfinite(lp).all():
         raise ValueError("logprobs: must be finite")
-    rollout = np.repeat(np.arange(lengths.size), lengths)
     n_steps = np.zeros(lengths.size, dtype=np.int64)
     inside = sid >= 0
     np.maximum.at(n_steps, rollout[inside], sid[inside] + 1)

@@ -96,7 +96,7 @@ def select_steps(
         num_threads: threads for the Rust core (default: ``SAS_CORE_NUM_THREADS`` or
             all CPUs); the result does not depend on it.
     """
-    device = _torch_device(step_ids, logprobs, correct)
+    device = _torch_device(step_ids, logprobs, cu_seqlens, correct)
     sid = _arrays.int_array(step_ids, "step_ids", allow_int32=True)
     if sid.dtype != np.int32:
         info = np.iinfo(np.int32)
@@ -155,25 +155,57 @@ def grpo_advantages(
     unbiased (torch's default), so every group needs at least 2 rollouts.
     """
     device = _torch_device(rewards)
-    r = _arrays.to_numpy(rewards, "rewards")
-    if r.dtype.kind not in "fiub":
-        raise TypeError(f"rewards: must be numbers, got dtype {r.dtype}")
+    r = reward_array(rewards)
     eps = finite_value(eps, "eps")
-    r = np.ascontiguousarray(r, dtype=np.float64)
+    if eps <= 0:  # eps = 0 divides 0 by 0 in a group of equal rewards
+        raise ValueError(f"eps: must be > 0, got {eps}")
     if (group_size is None) == (group_ids is None):
         raise TypeError("group_size: give exactly one of group_size and group_ids")
     if group_ids is None:
         group_size = _arrays.count_value(group_size, "group_size", low=1)
-        return _back(_core.grpo_advantages(r, group_size, eps), device)
-    return _back(_grouped(r, group_ids, eps), device)
+        out = _core.grpo_advantages(r, group_size, eps)
+    else:
+        out = _grouped(r, group_ids, eps)
+    if not np.isfinite(out).all():
+        raise ValueError(
+            "rewards: too large for GRPO in float64 (a group's mean or std overflows); rescale them"
+        )
+    return _back(out, device)
+
+
+def reward_array(rewards: Any) -> np.ndarray:
+    """(B,) float64 rewards: real numbers or bools (complex, NaN, inf refused)."""
+    r = _arrays.to_numpy(rewards, "rewards")
+    if r.dtype.kind not in "fiub":
+        raise TypeError(f"rewards: must be real numbers, got dtype {r.dtype}")
+    r = np.ascontiguousarray(r, dtype=np.float64)
+    if not np.isfinite(r).all():
+        raise ValueError(f"rewards: must be finite, got {r[~np.isfinite(r)][0]}")
+    if r.size and np.abs(r).max() > MAX_REWARD:
+        raise ValueError(
+            f"rewards: |reward| must be <= {MAX_REWARD:g} (GRPO squares deviations in "
+            f"float64), got {np.abs(r).max():.3g}"
+        )
+    return r
+
+
+# Squares of reward deviations stay finite in float64 for any batch below 10**7 rows.
+MAX_REWARD = 1e150
 
 
 def _grouped(r: np.ndarray, group_ids: Any, eps: float) -> np.ndarray:
     ids = _arrays.to_numpy(group_ids, "group_ids")  # tensors (any device) and sequences
     if ids.shape != r.shape:
         raise ValueError(f"group_ids: need {r.size} ids, one per rollout, got shape {ids.shape}")
-    if not np.isfinite(r).all():
-        raise ValueError("rewards: must be finite")
+    if ids.dtype.kind == "O":
+        kinds = {type(x) for x in ids.tolist()}
+        if not (kinds <= {int} or kinds <= {str}):
+            raise TypeError(
+                "group_ids: must be all integers or all strings, got "
+                + ", ".join(sorted(k.__name__ for k in kinds))
+            )
+    elif ids.dtype.kind not in "iuUS":
+        raise TypeError(f"group_ids: must be integers or strings, got dtype {ids.dtype}")
     _, inverse, counts = np.unique(ids, return_inverse=True, return_counts=True)
     if r.size and counts.min() < 2:
         lone = ids[np.flatnonzero(counts[inverse] < 2)[0]].item()
@@ -190,14 +222,21 @@ def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.
 
     ``rollout_advantages`` must be finite reals (tensors of any float dtype, with or
     without grad, are read as values)."""
-    adv = _arrays.real_array(rollout_advantages, "rollout_advantages").astype(np.float32)
+    adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
+    _arrays.representable(adv, np.float32, "rollout_advantages")
+    adv = adv.astype(np.float32)
     cu = _arrays.cu_seqlens_array(cu_seqlens)
     k = _arrays.bool_array(keep, "keep")
     lengths = np.diff(cu)
     if cu.size == 0 or cu[0] != 0 or (lengths < 0).any():
         raise ValueError("cu_seqlens: must start at 0 and be non-decreasing")
     if adv.shape != lengths.shape:
-        raise ValueError(f"rollout_advantages: need {lengths.size} values, got {adv.shape}")
+        raise ValueError(
+            f"rollout_advantages, cu_seqlens: need {lengths.size} values (one per rollout "
+            f"of cu_seqlens), got shape {adv.shape}"
+        )
     if k.size != int(cu[-1]):
-        raise ValueError(f"keep: need {int(cu[-1])} values, got {k.size}")
+        raise ValueError(
+            f"keep, cu_seqlens: need {int(cu[-1])} values (cu_seqlens' token count), got {k.size}"
+        )
     return np.repeat(adv, lengths) * k

@@ -275,6 +275,8 @@ class MathVerifier:
         self.workers = workers
         self.startup_timeout = _seconds(startup_timeout, "startup_timeout")
         self.call_timeout = None if call_timeout is None else _seconds(call_timeout, "call_timeout")
+        # Counts since creation (read them to see that a timeout fired, a worker died).
+        self.counts = {"timeouts": 0, "worker_deaths": 0, "workers_started": 0}
         self._idle: queue.Queue[_Worker | None] = queue.Queue()
         for _ in range(workers):
             self._idle.put(None)  # started on first use
@@ -317,12 +319,14 @@ class MathVerifier:
                 if worker is not None and not worker.alive():  # died while idle
                     worker.kill()
                     worker = None
+                    self.counts["worker_deaths"] += 1
                 if worker is None:
                     start = self.startup_timeout
                     if deadline is not None:
                         start = min(start, max(deadline - time.monotonic(), 1e-3))
                     try:
                         worker = _Worker(start)
+                        self.counts["workers_started"] += 1
                     except RuntimeError:
                         if start < self.startup_timeout:  # cut short by call_timeout
                             raise VerifierError(
@@ -337,6 +341,7 @@ class MathVerifier:
                 except _Died:
                     worker.kill()
                     worker = None
+                    self.counts["worker_deaths"] += 1
                     if attempt == 0:
                         continue  # ask a fresh worker once
                     raise VerifierError(
@@ -345,6 +350,7 @@ class MathVerifier:
                 if verdict is None:  # too slow: replace it, the item scores 0
                     worker.kill()
                     worker = None
+                    self.counts["timeouts"] += 1
                     return 0.0
                 return verdict
             raise AssertionError("unreachable")

@@ -71,6 +71,11 @@ def segment_offsets(
     """
     if isinstance(texts, str):
         raise TypeError("texts: must be a sequence of strings, not one string")
+    for name, value in (("texts", texts), ("offsets", offsets)):
+        if not hasattr(value, "__len__") or isinstance(value, (str, bytes)):
+            raise TypeError(f"{name}: must be a sequence, got {type(value).__name__}")
+    if think_end is not None and not isinstance(think_end, str):
+        raise TypeError(f"think_end: must be a string or None, got {type(think_end).__name__}")
     if len(texts) != len(offsets):
         raise ValueError(f"offsets: {len(offsets)} span lists for {len(texts)} texts")
     out = []

@@ -58,10 +58,21 @@ def choice(value: Any, name: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def as_float(value: numbers.Real, name: str) -> float:
+    """``float(value)``; an integer too large for a float is a ValueError naming it."""
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(
+            f"{name}: must be within the float64 range, got an integer of "
+            f"{int(value).bit_length()} bits"
+        ) from None
+
+
 def ratio_value(ratio: Any) -> float:
     if isinstance(ratio, bool) or not isinstance(ratio, numbers.Real):
         raise TypeError(f"ratio: must be a real number, got {type(ratio).__name__}")
-    r = float(ratio)
+    r = as_float(ratio, "ratio")
     if not 0.0 <= r <= 1.0:  # also rejects NaN
         raise ValueError(f"ratio: must be in [0, 1], got {ratio}")
     return r
@@ -78,9 +89,10 @@ def seed_value(seed: Any) -> int:
 def finite_value(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: must be a real number, got {value!r}")
-    if not math.isfinite(float(value)):
+    x = as_float(value, name)
+    if not math.isfinite(x):
         raise ValueError(f"{name}: must be finite, got {value}")
-    return float(value)
+    return x
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,14 @@ class SASOptions:
     nonfinite: NonFinite = "raise"
     shield: Shield = "all"
     think_end: str | None = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SASOptions:
+        # Before the generated __init__, whose TypeError would not start with the name.
+        known = cls.names()
+        for key in kwargs:
+            if key not in known:
+                raise TypeError(f"{key}: unknown SAS option; known: {', '.join(sorted(known))}")
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: store the normalised values
@@ -151,6 +171,11 @@ class SASOptions:
         """From a mapping (a dict, an OmegaConf node); unknown keys are refused by name
         (``prefix`` + key), missing ones take the defaults."""
         known = set(cls.names())
+        if values is not None and not callable(getattr(values, "items", None)):
+            raise TypeError(
+                f"{prefix or 'options'}: expected a mapping of SAS options, "
+                f"got {type(values).__name__}"
+            )
         items = dict(values.items()) if values is not None else {}
         unknown = sorted(set(items) - known)
         if unknown:

@@ -137,12 +137,10 @@ class StepSegmenter:
             n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
             and the response tokens those cover. Errors name the row.
         """
+        core_args = option_args(ratio, mode, selection, granularity, seed)
         return self._keep_mask_padded(
-            response_ids,
-            logprobs,
-            action_mask,
-            correct,
-            option_args(ratio, mode, selection, granularity, seed),
+            *_arrays.padded_numpy(response_ids, logprobs, action_mask, correct),
+            core_args,
             num_threads,
         )
 
@@ -186,14 +184,11 @@ class StepSegmenter:
 
         Returns:
             (N,) int32 step ids, 0..n-1 within each rollout, -1 after a reasoning-end
-            token. A torch tensor on ``token_ids``' device when given a tensor.
+            token. A torch tensor (on the first tensor argument's device) when either
+            argument is one.
         """
         steps, _ = self.segment_with_counts(token_ids, cu_seqlens, num_threads=num_threads)
-        if _arrays.is_torch(token_ids):
-            import torch
-
-            return torch.from_numpy(steps).to(token_ids.device)
-        return steps
+        return _back(steps, _torch_device(token_ids, cu_seqlens))
 
     def select_steps(
         self,

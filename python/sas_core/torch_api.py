@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from sas_core import _arrays
-from sas_core.masks import grpo_advantages
+from sas_core.masks import grpo_advantages, reward_array
 from sas_core.options import SASOptions, finite_value
 from sas_core.stats import SASStats, batch_stats, rollout_stats
 
@@ -26,7 +26,7 @@ def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
     if t.dim() != 2:
         raise ValueError(f"{name}: must have shape (B, A), got {tuple(t.shape)}")
     if shape is not None and tuple(t.shape) != shape:
-        raise ValueError(f"{name}: must have shape {shape} like response_ids, got {tuple(t.shape)}")
+        raise ValueError(f"{name}, response_ids: shapes differ, {tuple(t.shape)} and {shape}")
 
 
 def sas_advantages(
@@ -76,7 +76,7 @@ def sas_advantages(
     b = response_ids.shape[0]
     if not _arrays.is_torch(rewards) or tuple(rewards.shape) != (b,):
         raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
-    reward_np = rewards.detach().double().cpu().numpy()
+    reward_np = reward_array(rewards)
     if correct is None:
         correct = reward_np > finite_value(correct_threshold, "correct_threshold")
     rollout_adv = grpo_advantages(reward_np, group_size, group_ids=group_ids, eps=eps)
@@ -156,6 +156,14 @@ def _check_padded(
     if ids_dtype.is_floating_point or ids_dtype.is_complex or ids_dtype == torch.bool:
         raise TypeError(f"response_ids: must be an integer tensor, got {response_ids.dtype}")
     return shape
+
+
+def _numpy_dtype(dtype: Any) -> Any:
+    """The numpy float type whose range is that of a torch float dtype (bfloat16's range
+    is float32's)."""
+    import torch
+
+    return {torch.float64: np.float64, torch.float16: np.float16}.get(dtype, np.float32)
 
 
 def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
@@ -324,6 +332,7 @@ def sas_token_advantages(
     shape = _check_padded(response_ids, logprobs, action_mask)
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
+    _arrays.representable(adv, _numpy_dtype(logprobs.dtype), "rollout_advantages")
     options = SASOptions(
         ratio=ratio,
         mode=mode,

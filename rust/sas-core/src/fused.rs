@@ -174,8 +174,8 @@ mod tests {
         };
         assert_eq!(run(&[0, 1], &[0.0, 0.0], &[true]), "token_ids");
         assert_eq!(run(&[0, 0], &[0.0, f64::NAN], &[true]), "logprobs");
-        assert_eq!(run(&[0], &[0.0, 0.0], &[true]), "token_ids");
-        assert_eq!(run(&[0, 0], &[0.0], &[true]), "logprobs");
-        assert_eq!(run(&[0, 0], &[0.0, 0.0], &[]), "correct");
+        assert_eq!(run(&[0], &[0.0, 0.0], &[true]), "token_ids, cu_seqlens");
+        assert_eq!(run(&[0, 0], &[0.0], &[true]), "logprobs, cu_seqlens");
+        assert_eq!(run(&[0, 0], &[0.0, 0.0], &[]), "correct, cu_seqlens");
     }
 }

@@ -6,7 +6,7 @@ use crate::error::{Result, SasError};
 /// with the unbiased standard deviation (torch's default), computed in f64.
 ///
 /// ```
-/// let adv = sas_core::grpo_advantages(&[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], 3, 0.0).unwrap();
+/// let adv = sas_core::grpo_advantages(&[1.0, 0.0, 0.0, 0.0, 1.0, 1.0], 3, 1e-15).unwrap();
 /// // Each group of 3 is normalised on its own: one success among three, then two.
 /// let s = 1.0 / 3f64.sqrt(); // (1 - 1/3) / std, std = sqrt(1/3)
 /// assert!((adv[0] - 2.0 * s).abs() < 1e-12 && (adv[1] + s).abs() < 1e-12);
@@ -21,17 +21,17 @@ pub fn grpo_advantages(rewards: &[f64], group_size: usize, eps: f64) -> Result<V
     }
     if rewards.len() % group_size != 0 {
         return Err(SasError::new(
-            "group_size",
+            "rewards, group_size",
             format!(
                 "{group_size} does not divide the number of rollouts {}",
                 rewards.len()
             ),
         ));
     }
-    if !(eps.is_finite() && eps >= 0.0) {
+    if !(eps.is_finite() && eps > 0.0) {
         return Err(SasError::new(
             "eps",
-            format!("must be finite and >= 0, got {eps}"),
+            format!("must be finite and > 0, got {eps}"),
         ));
     }
     if let Some(i) = rewards.iter().position(|r| !r.is_finite()) {
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn normalises_each_group() {
-        let a = grpo_advantages(&[1.0, 0.0, 0.0, 0.0, 2.0, 2.0], 3, 0.0).unwrap();
+        let a = grpo_advantages(&[1.0, 0.0, 0.0, 0.0, 2.0, 2.0], 3, 1e-15).unwrap();
         // Group 1: mean 1/3, unbiased std sqrt(1/3).
         let s = (1.0f64 / 3.0).sqrt();
         assert!((a[0] - (2.0 / 3.0) / s).abs() < 1e-12);
@@ -71,7 +71,7 @@ mod tests {
     fn rejects_bad_groups() {
         assert_eq!(
             grpo_advantages(&[1.0; 3], 2, 1e-6).unwrap_err().arg,
-            "group_size"
+            "rewards, group_size"
         );
         assert_eq!(
             grpo_advantages(&[1.0; 3], 1, 1e-6).unwrap_err().arg,

@@ -40,7 +40,7 @@ impl<'a> Packed<'a> {
             Ok(())
         } else {
             Err(SasError::new(
-                arg,
+                with_cu_seqlens(arg),
                 format!(
                     "has {len} entries but cu_seqlens ends at {} (the token count)",
                     self.n_tokens()
@@ -72,6 +72,17 @@ impl<'a> Packed<'a> {
     }
 }
 
+/// A length mismatch involves two arguments: the error names both, the packed array
+/// first (either may be the wrong one).
+fn with_cu_seqlens(arg: &'static str) -> &'static str {
+    match arg {
+        "token_ids" => "token_ids, cu_seqlens",
+        "step_ids" => "step_ids, cu_seqlens",
+        "logprobs" => "logprobs, cu_seqlens",
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +92,8 @@ mod tests {
         let p = Packed::new(&[0, 3, 3, 5]).unwrap();
         assert!(p.check_len("x", 5).is_ok());
         assert_eq!(p.check_len("x", 4).unwrap_err().arg, "x");
+        let both = p.check_len("logprobs", 4).unwrap_err().arg;
+        assert_eq!(both, "logprobs, cu_seqlens");
         assert_eq!(p.len(), 3);
         assert_eq!(p.range(1), 3..3);
         assert_eq!(p.ranges().collect::<Vec<_>>(), vec![0..3, 3..3, 3..5]);

@@ -218,7 +218,7 @@ pub(crate) fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result
         return Ok(());
     }
     Err(SasError::new(
-        "correct",
+        "correct, cu_seqlens",
         format!(
             "has {} entries but cu_seqlens holds {} rollouts",
             correct.len(),
@@ -389,9 +389,9 @@ mod tests {
         );
         assert_eq!(err(&[0, 2], &[0.0, 0.0], &[true], &o), "step_ids");
         assert_eq!(err(&[0, -2], &[0.0, 0.0], &[true], &o), "step_ids");
-        assert_eq!(err(&[0], &[0.0, 0.0], &[true], &o), "step_ids");
-        assert_eq!(err(&[0, 0], &[0.0], &[true], &o), "logprobs");
-        assert_eq!(err(&[0, 0], &[0.0, 0.0], &[], &o), "correct");
+        assert_eq!(err(&[0], &[0.0, 0.0], &[true], &o), "step_ids, cu_seqlens");
+        assert_eq!(err(&[0, 0], &[0.0], &[true], &o), "logprobs, cu_seqlens");
+        assert_eq!(err(&[0, 0], &[0.0, 0.0], &[], &o), "correct, cu_seqlens");
         let bad = SelectOptions { ratio: 1.5, ..o };
         assert_eq!(err(&[0, 0], &[0.0, 0.0], &[true], &bad), "ratio");
         let nan = SelectOptions {

@@ -28,11 +28,14 @@ from sas_core.math_reward import MathVerifier, last_boxed, shared_verifier
 __all__ = ["reward_func", "split_response"]
 
 
-def _verifier() -> MathVerifier:
+def _verifier() -> tuple[MathVerifier, float]:
+    """The process's shared verifier and this call's timeout. The timeout is passed on
+    every call: the shared verifier keeps the timeout it was created with, so a later
+    ``SAS_REWARD_TIMEOUT`` would otherwise be ignored (a 2 s setting ran at 30 s)."""
+    timeout = float(os.environ.get("SAS_REWARD_TIMEOUT", "5"))
     return shared_verifier(
-        timeout=float(os.environ.get("SAS_REWARD_TIMEOUT", "5")),
-        workers=int(os.environ.get("SAS_REWARD_WORKERS", "4")),
-    )
+        timeout=timeout, workers=int(os.environ.get("SAS_REWARD_WORKERS", "4"))
+    ), timeout
 
 
 def split_response(query: str, prompt: str) -> str:
@@ -55,12 +58,14 @@ def reward_func(queries: list[str], prompts: list[str], labels: list[Any], **_: 
     verified answer) and ``extra_logs`` with ``boxed`` (whether the response has a closed
     ``\\boxed{}``).
     """
-    verifier = _verifier()
+    verifier, timeout = _verifier()
     scores, boxed = [], []
     for query, prompt, label in zip(queries, prompts, labels, strict=True):
         response = split_response(str(query), str(prompt or ""))
         boxed.append(float(last_boxed(response) is not None))
-        scores.append(0.0 if label is None else verifier.score(response, str(label)))
+        scores.append(
+            0.0 if label is None else verifier.score(response, str(label), timeout=timeout)
+        )
     values = torch.tensor(scores, dtype=torch.float32)
     return {
         "rewards": values,

@@ -172,7 +172,12 @@ def apply_sas(
     correct = torch.nan_to_num(raw, nan=float("-inf")) > options.correct_threshold
     # Cut by the length limit: legacy pads to the window, so a response that fills its
     # last position; V1 pads to the batch's longest response, so one as long as the window.
-    truncated = mask[:, -1].cpu() if inputs is None else mask.sum(dim=-1).cpu() >= inputs.window
+    if inputs is not None:
+        truncated = mask.sum(dim=-1).cpu() >= inputs.window
+    elif mask.shape[1] == 0:  # a zero-width batch (verl's own grpo handles it too)
+        truncated = torch.zeros(mask.shape[0], dtype=torch.bool)
+    else:
+        truncated = mask[:, -1].cpu()
     picked = sas_token_selection(
         responses,
         batch[key].float(),
@@ -195,7 +200,13 @@ def _responses(batch: Any, mask: torch.Tensor, inputs: Inputs | None) -> torch.T
     if inputs is None:
         if "responses" not in batch.keys():  # noqa: SIM118
             raise ValueError("responses: the sas estimator segments the response token ids")
-        return batch["responses"]
+        responses = batch["responses"]
+        if tuple(responses.shape) != tuple(mask.shape):
+            raise ValueError(
+                f"responses: shape {tuple(responses.shape)} does not match response_mask "
+                f"{tuple(mask.shape)}"
+            )
+        return responses
     if inputs.responses.shape != mask.shape:
         raise ValueError(
             f"responses: {tuple(inputs.responses.shape)} from the TransferQueue for a "
