@@ -181,7 +181,7 @@ CALLS = [
             "logprobs": np.array(LPS),
             "cu_seqlens": np.array(CU),
             "correct": np.array(CORRECT),
-        },  # fmt: skip
+        },
         ("ratio",),
     ),
     Call(
@@ -201,7 +201,7 @@ CALLS = [
             "logprobs": np.array(LPS),
             "cu_seqlens": np.array(CU),
             "correct": np.array(CORRECT),
-        },  # fmt: skip
+        },
         ("ratio",),
     ),
     Call(
@@ -229,7 +229,7 @@ CALLS = [
             "step_ids": np.array(STEPS, np.int32),
             "logprobs": np.array(LPS),
             "cu_seqlens": np.array(CU),
-        },  # fmt: skip
+        },
     ),
     Call(
         "grpo_advantages",
@@ -252,7 +252,7 @@ CALLS = [
             "rollout_advantages": np.array([0.5, -1.0]),
             "keep": np.array([1, 0, 1, 1] * 2, bool),
             "cu_seqlens": np.array(CU),
-        },  # fmt: skip
+        },
     ),
     Call(
         "sas_token_selection",
@@ -398,7 +398,7 @@ def test_option_matrix(cls, prefix, name, kind):
         OUTCOMES["error naming the argument"] += 1
         return
     got = getattr(opts, name)
-    assert got == value and type(got) is type(value) or float(got) == float(value)
+    assert (got == value and type(got) is type(value)) or float(got) == float(value)
     OUTCOMES["option taken as given"] += 1
 
 
