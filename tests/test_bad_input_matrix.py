@@ -306,11 +306,11 @@ def _value(call: Call, arg: str, kind: str) -> Any:
     good = call.args[arg]
     as_tensor = isinstance(good, torch.Tensor)
     value = _mutators(good.numpy() if as_tensor else good)[kind]()
-    if as_tensor and isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
-        # The torch calls take tensors: the same bad values, as a tensor where torch can
-        # hold them (numpy's layouts and byte orders are numpy-only).
-        if value.dtype.isnative and value.dtype != np.longdouble:
-            value = torch.from_numpy(np.ascontiguousarray(value))
+    # The torch calls take tensors: the same bad values, as a tensor where torch can hold
+    # them (numpy's layouts and byte orders are numpy-only).
+    numeric = isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+    if as_tensor and numeric and value.dtype.isnative and value.dtype != np.longdouble:
+        value = torch.from_numpy(np.ascontiguousarray(value))
     return value
 
 
