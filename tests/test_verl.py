@@ -251,7 +251,23 @@ def test_example_dry_run_composes_verls_config_with_the_papers_settings():
     base = _dry_run("grpo")
     assert base.returncode == 0 and "algorithm.adv_estimator=grpo" in base.stdout
     bad = _dry_run("sas", "+algorithm.sas.ration=0.5")
-    assert bad.returncode != 0 and "algorithm.sas.ration: unknown SAS option" in bad.stderr
+    assert bad.returncode == 2, bad.stderr[-2000:]
+    # One line (not Hydra's 17-line traceback) naming the key.
+    assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
+    assert bad.stderr.startswith("dry run: algorithm.sas.ration: unknown SAS option")
+    value = _dry_run("sas", "+algorithm.sas.mode=sometimes")
+    assert value.returncode == 2 and len(value.stderr.strip().splitlines()) == 1
+    assert value.stderr.startswith("dry run: algorithm.sas.mode: must be one of")
+
+
+@pytest.mark.parametrize("spelling", ["+", "++", ""])
+def test_example_takes_a_users_own_sas_option(spelling):
+    """The script sets each SAS option; a user's own (with +, ++ or none) wins, where
+    Hydra used to refuse the second + with ConfigCompositionException."""
+    out = _dry_run("sas", f"{spelling}algorithm.sas.shield=truncated")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "shield='truncated'" in out.stdout
+    assert out.stdout.splitlines()[0].count("algorithm.sas.shield=") == 1 or spelling == ""
 
 
 def test_reward_function_file_scores_with_math_verify():
