@@ -119,7 +119,7 @@ def test_segmenter_construction_rejects():
 @pytest.mark.parametrize(
     ("rewards", "group", "exc", "arg"),
     [
-        ([1.0, 0.0, 1.0], 2, ValueError, "group_size"),
+        ([1.0, 0.0, 1.0], 2, ValueError, "rewards, group_size"),
         ([1.0, 0.0], 1, ValueError, "group_size"),
         ([1.0, 0.0], 0, ValueError, "group_size"),
         ([1.0, float("nan")], 2, ValueError, "rewards"),

