@@ -330,10 +330,14 @@ def test_gates_from_units():
     assert gates(audits, no_2l, diags)["G3"]["passed"] is None
 
 
-def test_pilot_reading_is_reproducible_from_saved_curves(tmp_path):
+def test_pilot_reading_is_reproducible_from_saved_curves(tmp_path, monkeypatch):
     """The pilot's go / no-go is a function of its saved units: rebuilt from the curves
-    on disk it equals what demo.json says, and it never reads a SAS arm."""
-    out, demo_json = tmp_path / "pilot", None
+    on disk it equals what demo.json says (at its horizon and cut at the shorter one),
+    and it never reads a SAS arm."""
+    from sas_core.demo import run as demo_run
+
+    monkeypatch.setattr(demo_run, "PILOT_SHORT_HORIZON", 2)  # quick runs have 4 steps
+    out = tmp_path / "pilot"
     assert main(["demo", "--quick", "--pilot", "--no-progress", "--out", str(out)]) == 0
     demo_json = json.loads((out / "demo.json").read_text())
     assert set(demo_json["curves"]) == {"grpo", "grpo-2L"}
@@ -342,14 +346,20 @@ def test_pilot_reading_is_reproducible_from_saved_curves(tmp_path):
     for path in sorted((out / "runs").glob("*.json")):
         unit = json.loads(path.read_text())
         units.setdefault(unit["arm"], {})[unit["seed"]] = unit
-    curves = {a: {s: u["curve"] for s, u in by.items()} for a, by in units.items()}
-    runs = {a: {s: summarize(c) for s, c in by.items()} for a, by in curves.items()}
-    diags = {a: {s: u["diagnostics"] for s, u in by.items()} for a, by in units.items()}
     audit = json.loads((out / "bases" / "seed100.json").read_text())
-    again = pilot_reading(gates({100: audit}, runs, diags, curves), design_checks(diags, runs))
-    assert again == json.loads(json.dumps(demo_json["pilot"]))
-    assert set(again["reads"]) == {"G2", "G3", "G4", "D2"}
-    assert again["go"] is (not again["failed"])
+    diags = {a: {s: u["diagnostics"] for s, u in by.items()} for a, by in units.items()}
+    for key, horizon in (("pilot", 4), ("pilot_cut", 2)):
+        curves = {
+            a: {s: [r for r in u["curve"] if r["step"] <= horizon] for s, u in by.items()}
+            for a, by in units.items()
+        }
+        runs = {a: {s: summarize(c) for s, c in by.items()} for a, by in curves.items()}
+        again = pilot_reading(gates({100: audit}, runs, diags, curves), design_checks(diags, runs))
+        saved = json.loads(json.dumps(demo_json[key]))
+        assert saved.pop("steps") == horizon
+        assert again == saved
+        assert set(again["reads"]) == {"G2", "G3", "G4", "D2"}
+        assert again["go"] is (not again["failed"])
 
 
 def _demo(tmp_path, name, *extra):

@@ -50,6 +50,9 @@ DEFAULT_ARMS = ("grpo", "sas")
 # The pilot that fixes the RL regime runs only these (never SAS), on its own seeds.
 PILOT_ARMS = {"grpo", "grpo-2L"}
 PILOT_SEEDS = (100, 101)
+# The multi-seed run's horizon if the pilot's gates also hold on its curves cut here
+# (README, design 3: a 300-step multi-seed run would not fit in about 2.5 hours).
+PILOT_SHORT_HORIZON = 200
 
 
 @dataclass

@@ -235,10 +235,14 @@ def print_report(result: dict, out: Path) -> None:
             + ("needs" if training["reward_needs_eos"] else "does not need")
             + " the end-of-sequence token"
         )
-    pilot = result.get("pilot")
-    if pilot is not None:
-        failed = ", ".join(pilot["failed"]) or "none"
-        print(f"pilot: gates failed: {failed} -> " + ("go" if pilot["go"] else "no go"))
+    for key in ("pilot", "pilot_cut"):
+        pilot = result.get(key)
+        if pilot is not None:
+            failed = ", ".join(pilot["failed"]) or "none"
+            print(
+                f"pilot read at {pilot['steps']} steps: gates failed: {failed} -> "
+                + ("go" if pilot["go"] else "no go")
+            )
     print(f"verdict: {result['verdict']['reading']}")
     print(f"wrote {out / 'demo.json'}, {out / 'demo.png'}, {out / 'diagnostics.png'} "
           f"in {result['seconds']:.0f} s")  # fmt: skip

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from sas_core.demo.arms import ARMS, DEFAULT_ARMS, PILOT_ARMS, RLConfig
+from sas_core.demo.arms import ARMS, DEFAULT_ARMS, PILOT_ARMS, PILOT_SHORT_HORIZON, RLConfig
 from sas_core.demo.task import stratified_problems
 
 
@@ -324,6 +324,15 @@ def report(cfg: DemoConfig, out_dir: Path, seconds: float) -> dict:
     }
     if set(curves) <= PILOT_ARMS:
         result["pilot"] = pilot_reading(gate_results, checks)
+        result["pilot"]["steps"] = cfg.rl.steps
+        short = PILOT_SHORT_HORIZON
+        if short < cfg.rl.steps:  # the same curves read as a shorter run would be
+            cut = {a: {s: [r for r in c if r["step"] <= short] for s, c in by.items()}
+                   for a, by in curves.items()}  # fmt: skip
+            cut_runs = {a: {s: summarize(c) for s, c in by.items()} for a, by in cut.items()}
+            cut_gates = gates(audits, cut_runs, diags, cut)  # G2: the recorder's own halves
+            result["pilot_cut"] = pilot_reading(cut_gates, design_checks(diags, cut_runs))
+            result["pilot_cut"]["steps"] = short
     (out_dir / "demo.json").write_text(json.dumps(result, indent=2))
     plots.curves(result, out_dir / "demo.png")
     plots.diagnostics(result, out_dir / "diagnostics.png")
