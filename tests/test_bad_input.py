@@ -144,7 +144,7 @@ def test_sas_advantages_rejects(seg):
         call(ids, lps, mask[:, :2], rewards, 2, seg)
     with pytest.raises(ValueError, match=r"^rewards"):
         call(ids, lps, mask, rewards[:1], 2, seg)
-    with pytest.raises(ValueError, match=r"^group_size"):
+    with pytest.raises(ValueError, match=r"^rewards, group_size"):
         call(ids, lps, mask, rewards, 3, seg)
     with pytest.raises(TypeError, match=r"^logprobs"):
         call(ids, lps.long(), mask, rewards, 2, seg)

@@ -50,7 +50,7 @@ def test_equal_to_the_reference_bit_for_bit(batch):
 def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"^logprobs: must be finite"):
         sas_core.step_confidences([0, 0], [0.0, np.nan], [0, 2])
-    with pytest.raises(ValueError, match=r"^logprobs: step_ids, logprobs and cu_seqlens"):
+    with pytest.raises(ValueError, match=r"^logprobs, step_ids: 1 log-probs for 2 step ids"):
         sas_core.step_confidences([0, 0], [0.0], [0, 2])
     with pytest.raises(ValueError, match=r"^cu_seqlens"):
         sas_core.step_confidences([0, 0], [0.0, 0.0], [1, 2])

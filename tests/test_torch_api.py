@@ -164,7 +164,7 @@ def test_token_selection_rejects_bad_input(qwen_segmenter):
     mask = torch.ones((2, 3), dtype=torch.bool)
     with pytest.raises(ValueError, match=r"^correct: must have shape"):
         sas_core.sas_token_selection(ids, lps, mask, [True], qwen_segmenter)
-    with pytest.raises(ValueError, match=r"^logprobs: must have shape"):
+    with pytest.raises(ValueError, match=r"^logprobs, response_ids: shapes differ"):
         sas_core.sas_token_selection(ids, lps[:, :2], mask, [True, False], qwen_segmenter)
     with pytest.raises(TypeError, match=r"^logprobs: must be a float tensor"):
         sas_core.sas_token_selection(ids, ids, mask, [True, False], qwen_segmenter)

@@ -19,6 +19,7 @@ Needs ``pip install math-verify``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import queue
@@ -387,6 +388,7 @@ def shared_verifier(timeout: float = 5.0, workers: int = 2) -> MathVerifier:
             _default = None
         if _default is None:
             _default = MathVerifier(timeout=timeout, workers=workers)
+            atexit.register(_default.close)  # its workers end with the interpreter
         return _default
 
 
