@@ -463,3 +463,29 @@ def test_segment_command(capsys):
     steps = json.loads(capsys.readouterr().out)
     assert [s["step"] for s in steps] == [0, 1, 2, -1]
     assert re.sub(r"\s", "", steps[2]["text"]) == "Three"
+
+
+def test_default_demo_runs_design_3_for_the_default_steps_and_the_rest_as_configured():
+    import argparse
+
+    from sas_core.demo.arms import DEFAULT_DEMO_STEPS, RLConfig
+    from sas_core.demo.console import add_arguments, config_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    default = config_from(parser.parse_args([]))
+    assert default.arms == ["grpo", "sas"] and default.seeds == [0]
+    assert default.rl.steps == DEFAULT_DEMO_STEPS < RLConfig().steps
+    rl = default.rl
+    assert (rl.learning_rate, rl.prompts_per_step, rl.precision, rl.reward_needs_eos) == (
+        3e-5,
+        8,
+        "fp32",
+        True,
+    )
+    full = config_from(parser.parse_args(["--full", "--seeds", "0-9"]))
+    assert full.rl.steps == RLConfig().steps
+    assert config_from(parser.parse_args(["--steps", "7"])).rl.steps == 7
+    pilot = config_from(parser.parse_args(["--pilot"]))
+    assert pilot.seeds == [100, 101] and set(pilot.arms) == {"grpo", "grpo-2L"}
+    assert pilot.rl.steps == RLConfig().steps

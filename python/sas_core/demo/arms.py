@@ -47,6 +47,9 @@ ARMS: dict[str, Arm] = {
     "grpo-2L": Arm("grpo", window=2, about="GRPO trained at 2L: no truncation"),
 }
 DEFAULT_ARMS = ("grpo", "sas")
+# `sas-core demo` with no run options: GRPO and SAS on seed 0 in design 3's regime, for
+# this many steps, so that the warm-up and both arms fit in 10 minutes on 2 cores.
+DEFAULT_DEMO_STEPS = 100
 # The pilot that fixes the RL regime runs only these (never SAS), on its own seeds.
 PILOT_ARMS = {"grpo", "grpo-2L"}
 PILOT_SEEDS = (100, 101)

@@ -8,7 +8,13 @@ import sys
 import time
 from pathlib import Path
 
-from sas_core.demo.arms import ARMS, DEFAULT_ARMS, PILOT_ARMS, PILOT_SEEDS
+from sas_core.demo.arms import (
+    ARMS,
+    DEFAULT_ARMS,
+    DEFAULT_DEMO_STEPS,
+    PILOT_ARMS,
+    PILOT_SEEDS,
+)
 from sas_core.demo.run import DemoConfig, run_demo
 
 
@@ -83,6 +89,8 @@ def config_from(args: argparse.Namespace) -> DemoConfig:
             setattr(cfg, name, getattr(args, name))
     if args.steps is not None:
         cfg.rl.steps = args.steps
+    elif not (args.quick or args.full or args.seeds or args.pilot or args.arms):
+        cfg.rl.steps = DEFAULT_DEMO_STEPS  # the default run fits in 10 minutes
     for flag, name in (
         ("limit", "limit"),
         ("lr", "learning_rate"),
