@@ -5,9 +5,13 @@ and SAS is active in OpenRLHF's PPOTrainer actor although the driver never insta
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -29,22 +33,44 @@ def _free_port() -> int:
 
 @pytest.fixture
 def ray_head(tmp_path):
-    port, dashboard = _free_port(), _free_port()
+    """A Ray head of this test's own: every port it listens on is free, and it is stopped
+    by ending its own process group, not by `ray stop` (which stops every Ray cluster on
+    the machine: a second test run's too)."""
+    ports = {name: _free_port() for name in (
+        "port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+        "metrics-export-port", "runtime-env-agent-port", "ray-client-server-port",
+        "node-manager-port", "object-manager-port")}  # fmt: skip
     start = [
         RAY,
         "start",
         "--head",
-        f"--port={port}",
+        "--block",
+        *(f"--{name}={port}" for name, port in ports.items()),
         "--dashboard-host=127.0.0.1",
-        f"--dashboard-port={dashboard}",
         "--num-cpus=2",
         "--disable-usage-stats",
     ]
-    subprocess.run(start, check=True, capture_output=True, timeout=120)
+    head = subprocess.Popen(
+        start, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    address = f"http://127.0.0.1:{ports['dashboard-port']}"
     try:
-        yield f"http://127.0.0.1:{dashboard}"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the job API answers once the head is up
+            try:
+                with urllib.request.urlopen(f"{address}/api/version", timeout=2):
+                    break
+            except OSError:
+                assert head.poll() is None, "ray start exited"
+                time.sleep(0.5)
+        yield address
     finally:
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
 
 
 def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
