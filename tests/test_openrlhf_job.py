@@ -4,12 +4,14 @@ and SAS is active in OpenRLHF's PPOTrainer actor although the driver never insta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -71,6 +73,31 @@ def ray_head(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
             head.wait(timeout=30)
+        _stop_cluster_processes(ports["port"], ports["node-manager-port"])
+
+
+def _stop_cluster_processes(*ports: int) -> None:
+    """Ray's daemons that outlive their `ray start` (GCS, raylet, dashboard, ...) are
+    found by this head's own ports on their command lines and ended, so that a later
+    ``ray.init()`` in this process starts a cluster of its own instead of joining this
+    one. Other clusters on the machine are left alone."""
+    import psutil
+
+    marks = [str(p) for p in ports]
+    ours = []
+    for proc in psutil.process_iter(["cmdline"]):
+        line = " ".join(proc.info["cmdline"] or [])
+        if "ray" in line and any(f"={m}" in line or f":{m}" in line for m in marks):
+            ours.append(proc)
+    for proc in ours:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+    psutil.wait_procs(ours, timeout=30)
+    # `ray start` records its address for later ray.init() calls to join (as `ray stop`
+    # does, forget it when it is this head's).
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    if current.exists() and current.read_text().strip().endswith(f":{ports[0]}"):
+        current.unlink()
 
 
 def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
