@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev verl-env test-verl flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
+.PHONY: dev verl-env test-verl verl-cpu-loop flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -60,9 +60,17 @@ verl-env: dev
 	    $(VERL_PY) -m pip install -q -e ".[verl]" && echo "$$want" > $$stamp; \
 	  fi
 
-## test-verl: verl's own compute_advantage, entry point, example and benchmark, in the verl venv
+## test-verl: verl's own compute_advantage, entry point, example, benchmark and its whole
+## training loop on the CPU (main_ppo, legacy and V1), in the verl venv
 test-verl: verl-env
-	$(VERL_PY) -m pytest tests/test_verl.py tests/test_verl_v1.py benchmarks/test_bench_verl.py benchmarks/test_bench_verl_v1.py -q --benchmark-disable
+	$(VERL_PY) -m pytest tests/test_verl.py tests/test_verl_v1.py tests/test_verl_cpu_loop.py benchmarks/test_bench_verl.py benchmarks/test_bench_verl_v1.py -q --benchmark-disable
+
+## verl-cpu-loop: 2 steps of verl's own main_ppo with adv_estimator=sas on the CPU
+## (TRAINER=v1|legacy, ESTIMATOR=sas|grpo; more Hydra overrides in ARGS)
+TRAINER ?= v1
+ESTIMATOR ?= sas
+verl-cpu-loop: verl-env
+	$(VERL_PY) tests/verl_cpu/loop.py --trainer $(TRAINER) --estimator $(ESTIMATOR) $(ARGS)
 
 ## wheel: the abi3 wheel (one for every CPython >= 3.10) and the sdist, into dist/
 wheel: dev

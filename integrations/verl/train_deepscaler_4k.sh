@@ -51,7 +51,7 @@ CMD=("$PYTHON" -m verl.trainer.main_ppo
   actor_rollout_ref.actor.kl_loss_type=low_var_kl
   actor_rollout_ref.rollout.name=vllm actor_rollout_ref.rollout.n=8
   actor_rollout_ref.rollout.temperature=0.6
-  custom_reward_function.path="$REWARD" custom_reward_function.name=compute_score
+  reward.custom_reward_function.path="$REWARD" reward.custom_reward_function.name=compute_score
   trainer.n_gpus_per_node="$GPUS" trainer.nnodes=1
   trainer.total_training_steps=500
   trainer.project_name=sas-deepscaler trainer.experiment_name="deepscaler-1.5b-4k-$RUN"

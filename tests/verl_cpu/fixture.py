@@ -19,8 +19,13 @@ REWARD = Path(__file__).with_name("reward.py")
 CHAT_TEMPLATE = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
 
 
-def build_model(out: Path) -> Path:
-    """The warmed-up demo policy and its tokenizer, saved under ``out``."""
+def build_model(out: Path) -> tuple[Path, Path]:
+    """The warmed-up demo policy in ``out/model`` and its tokenizer in ``out/tokenizer``.
+
+    The tokenizer has its own folder: beside a ``config.json`` whose model type is
+    ``qwen2``, transformers 5 loads any tokenizer as ``Qwen2Tokenizer``, whose own
+    pre-tokenizer drops this vocabulary's newlines, and with them every step boundary.
+    verl reads it from ``actor_rollout_ref.model.tokenizer_path``."""
     import torch
 
     from sas_core.demo.tiny import build_model as tiny_model
@@ -32,10 +37,9 @@ def build_model(out: Path) -> Path:
     model.load_state_dict(torch.load(BASE, map_location="cpu"))
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
-    return out
+    model.save_pretrained(out / "model", safe_serialization=True)
+    tokenizer.save_pretrained(out / "tokenizer")
+    return out / "model", out / "tokenizer"
 
 
 def build_data(out: Path, *, train: int = 64, val: int = 8, seed: int = 0) -> tuple[Path, Path]:
@@ -50,9 +54,9 @@ def build_data(out: Path, *, train: int = 64, val: int = 8, seed: int = 0) -> tu
     for split, count in (("train", train), ("test", val)):
         rows = []
         for index in range(count):
-            # 6-10 terms: a careful solution fits a 64-token window up to about 5 terms,
-            # so part of the sound rollouts are cut before their answer, as in the paper.
-            problem = sample_problem(rng, 6, 10)
+            # 5-7 terms: a careful solution fits a 64-token window up to about 5 terms,
+            # so groups mix right answers with sound rollouts cut before their answer.
+            problem = sample_problem(rng, 5, 7)
             rows.append(
                 {
                     "data_source": "sas_demo_addition",

@@ -26,20 +26,24 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import zlib
 from contextlib import contextmanager
-from typing import Any, Optional
+from typing import Any
 
 import torch
-
 import verl
 
 if not verl.__version__.startswith("0.9."):
     raise ImportError(f"verl_cpu_harness is written for verl 0.9.x; found verl {verl.__version__}")
 
-from verl.plugin.platform.platform_base import PlatformBase  # noqa: E402
-from verl.plugin.platform.platform_manager import PlatformRegistry  # noqa: E402
+from verl.plugin.platform.platform_base import PlatformBase
+from verl.plugin.platform.platform_manager import PlatformRegistry
 
 SERVER_NAME = "sas_cpu_hf_rollout_server_{rank}"
+# With this set, the server reports each token's log-prob at twice the sampling
+# temperature: rollout and old log-probs then rank steps differently, so a test can tell
+# which of the two SAS used. The tokens sampled are unchanged.
+SKEW_ENV = "SAS_VERL_CPU_SKEW_ROLLOUT_LOGPROBS"
 
 
 class _CPUDevice:
@@ -146,7 +150,7 @@ class PlatformCPU(PlatformBase):
     def set_device(self, device_index: int) -> None:
         return None
 
-    def synchronize(self, device_index: Optional[int] = None) -> None:
+    def synchronize(self, device_index: int | None = None) -> None:
         return None
 
     def manual_seed(self, seed: int) -> None:
@@ -273,6 +277,10 @@ class HFRolloutServer:
         # The step whose weights the server holds; verl's V1 trainer reads it back from
         # every response (``extra_fields``), as vLLM's server reports it.
         self.global_steps = None
+        # Sampling is seeded per request from (weights' step, prompt, how many times that
+        # prompt was asked at this step), so a run is reproducible whatever order the
+        # agent loop's concurrent requests arrive in.
+        self.asked: dict[tuple, int] = {}
 
     def ready(self) -> bool:
         return True
@@ -281,11 +289,12 @@ class HFRolloutServer:
         with self.lock:
             if global_steps is not None:
                 self.global_steps = global_steps
-            missing, unexpected = self.model.load_state_dict(state, strict=False)
+            _missing, unexpected = self.model.load_state_dict(state, strict=False)
             unexpected = [k for k in unexpected if k]
             if unexpected:
                 raise KeyError(f"hf rollout: unknown weights {unexpected[:5]}")
             self.weight_updates += 1
+            print(f"hf rollout: weights of step {global_steps} loaded ({len(state)} tensors)")
             return len(state)
 
     def stats(self) -> dict:
@@ -296,7 +305,9 @@ class HFRolloutServer:
             return float(sum(p.double().abs().sum() for p in self.model.parameters()))
 
     async def generate(self, request_id=None, prompt_ids=None, sampling_params=None, **_kwargs):
-        return await asyncio.to_thread(self._generate, list(prompt_ids), dict(sampling_params or {}))
+        return await asyncio.to_thread(
+            self._generate, list(prompt_ids), dict(sampling_params or {})
+        )
 
     def _generate(self, prompt_ids: list[int], params: dict):
         from verl.workers.rollout.replica import TokenOutput
@@ -312,6 +323,9 @@ class HFRolloutServer:
         greedy = temperature <= 0
         with self.lock, torch.no_grad():
             self.requests += 1
+            key = (self.global_steps, tuple(prompt_ids))
+            self.asked[key] = self.asked.get(key, 0) + 1
+            torch.manual_seed(zlib.crc32(repr((*key, self.asked[key])).encode()))
             ids = torch.tensor([prompt_ids], dtype=torch.long)
             out = self.model.generate(
                 ids,
@@ -336,6 +350,8 @@ class HFRolloutServer:
             logits = self.model(full).logits[0, len(prompt_ids) - 1 : -1].float()
             if not greedy:
                 logits = logits / temperature
+            if os.environ.get(SKEW_ENV):
+                logits = logits / 2
             logp = torch.log_softmax(logits, dim=-1)
             log_probs = logp.gather(1, torch.tensor(response)[:, None])[:, 0].tolist()
         return TokenOutput(
@@ -491,10 +507,25 @@ def _capture_actor_updates() -> None:
     @functools.wraps(original)  # keeps verl's dispatch attributes
     def train_mini_batch(self, data, *args, **kwargs):
         path = os.path.join(directory, f"update-{os.getpid()}-{next(counter)}.pt")
-        torch.save(_plain(data), path)
-        return original(self, data, *args, **kwargs)
+        captured = _plain(data)
+        before = _parameters(self.engine.module)
+        out = original(self, data, *args, **kwargs)
+        after = _parameters(self.engine.module)
+        captured["sas_cpu_param_change"] = max(
+            float((a - b).abs().max()) for a, b in zip(after, before, strict=True)
+        )
+        torch.save(captured, path)
+        return out
 
     worker.train_mini_batch = train_mini_batch
+
+
+def _parameters(module) -> list[torch.Tensor]:
+    """The module's parameters as plain tensors (FSDP2 holds DTensors)."""
+    return [
+        (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
+        for p in module.parameters()
+    ]
 
 
 def _plain(data) -> dict:

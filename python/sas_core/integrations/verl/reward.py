@@ -1,7 +1,11 @@
 """verl's ``custom_reward_function`` around :mod:`sas_core.math_reward`:
 
-    custom_reward_function.path=$(python -m sas_core.integrations.verl.reward)
-    custom_reward_function.name=compute_score
+    reward.custom_reward_function.path=$(python -m sas_core.integrations.verl.reward)
+    reward.custom_reward_function.name=compute_score
+
+(verl 0.9's trainers read ``reward.custom_reward_function``; the top-level
+``custom_reward_function`` of older releases is accepted by its config but never read,
+so the reward falls back to verl's built-in scorers.)
 
 math-verify on the last ``\\boxed{}`` of the response against the label, in the
 process's shared killable verifier (bounded time, safe in verl's reward threads).
