@@ -36,12 +36,7 @@ def _run(benchmark, size, w, fn, rounds=None):
 
 def test_reference_python(benchmark, segmenter, token_bytes, size, wl):
     w = wl.subsample(min(REFERENCE_ROLLOUTS, wl.n_rollouts))
-    ids, lps, cu, correct = (
-        w.token_ids.tolist(),
-        w.logprobs.astype(np.float64).tolist(),
-        w.cu_seqlens.tolist(),
-        w.correct.tolist(),
-    )
+    ids, lps, cu, correct = w.as_lists()
 
     def run():
         steps = reference.segment(

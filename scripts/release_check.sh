@@ -49,6 +49,17 @@ for v in 3.10 3.11 3.12 3.13; do
 done
 [[ ${#checked[@]} -gt 0 ]] || { echo "release check: no CPython 3.10-3.13 found" >&2; exit 1; }
 
+# `sas-core bench` as a user runs it: the wheel with [tokenizers] (DeepScaleR's vocabulary),
+# a small batch; it checks every implementation against the reference before timing.
+first="$work/py${checked[0]}"
+"$first/bin/python" -m pip install -q --disable-pip-version-check "$wheel[tokenizers]"
+if ! out=$(cd "$work" && "$first/bin/sas-core" bench --rollouts 8 --repeat 1 2>&1); then
+  echo "release check: sas-core bench failed from the wheel:" >&2
+  echo "$out" | tail -20 >&2
+  exit 1
+fi
+echo "release check: sas-core bench from the wheel: $(echo "$out" | grep '^agreement')"
+
 # The sdist on a machine with only Rust and pip: pip builds it (maturin from PyPI).
 "$(find_python "${checked[0]}")" -m venv "$work/sdist"
 "$work/sdist/bin/python" -m pip install -q --disable-pip-version-check "$sdist"

@@ -41,6 +41,14 @@ def _segment(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from sas_core.tools import bench
+
+    result = bench.run(args.rollouts, repeat=args.repeat, seed=args.seed)
+    print(json.dumps(result, indent=2) if args.json else bench.table(result))
+    return 0
+
+
 @functools.lru_cache(maxsize=4)
 def _load_tokenizer(name: str):
     """The built-in DeepScaleR tokenizer ("qwen2", a tiktoken Encoding) or a local HF one;
@@ -280,6 +288,18 @@ def main(argv: list[str] | None = None) -> int:
     seg = sub.add_parser("segment", help="show the steps of a text under DeepScaleR's tokenizer")
     seg.add_argument("text", help="the response text, or - for standard input")
     seg.set_defaults(func=_segment)
+
+    bench = sub.add_parser(
+        "bench",
+        help="time step segmentation and selection: pure Python, numpy, Rust (1 and all threads)",
+    )
+    bench.add_argument(
+        "--rollouts", type=int, default=256, help="responses in the batch (default 256)"
+    )
+    bench.add_argument("--repeat", type=int, default=3, help="best of this many calls")
+    bench.add_argument("--seed", type=int, default=0, help="seed of the synthetic batch")
+    bench.add_argument("--json", action="store_true", help="as JSON")
+    bench.set_defaults(func=_bench)
 
     audit = sub.add_parser(
         "audit-truncation",

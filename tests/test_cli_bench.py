@@ -1,0 +1,80 @@
+"""``sas-core bench``: the agreement check runs before any timing, the table and JSON hold
+every implementation, and a user's bad value is one line. Speed itself is not asserted
+(it is measured, not tested)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sas_core.tools import bench, numpy_mask
+
+IMPLEMENTATIONS = ["pure Python", "numpy", "rust, 1 thread"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sas_core", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_json_has_every_implementation_and_their_agreement():
+    proc = _cli("--rollouts", "12", "--repeat", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["batch"]["rollouts"] == 12
+    assert out["batch"]["reference_rollouts"] == bench.REFERENCE_ROLLOUTS
+    assert 0 < out["batch"]["reference_tokens"] < out["batch"]["tokens"]
+    assert all(out["agreement"].values()) and len(out["agreement"]) == 5
+    for task in ("segment", "segment + select"):
+        rows = [r for r in out["results"] if r["task"] == task]
+        names = [r["implementation"] for r in rows]
+        assert names[:3] == IMPLEMENTATIONS and names[3].startswith("rust, ")
+        assert rows[0]["speedup_vs_python"] == 1.0
+        for r in rows:
+            assert r["ns_per_token"] > 0
+            assert r["tokens_per_second"] == pytest.approx(r["tokens"] / r["seconds"])
+            assert r["speedup_vs_python"] == pytest.approx(
+                rows[0]["ns_per_token"] / r["ns_per_token"]
+            )
+    assert out["machine"]["cpu_count"] >= 1 and out["machine"]["numpy"] == np.__version__
+
+
+def test_table_is_readable():
+    proc = _cli("--rollouts", "8", "--repeat", "1")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("sas-core bench: 8 rollouts")
+    assert lines[2].startswith("agreement: all implementations")
+    body = [ln for ln in lines if ln.startswith(("segment ", "segment + select"))]
+    assert len(body) == 8
+    assert max(map(len, lines[1:])) <= 120  # not a 220-column pytest-benchmark table
+
+
+def test_a_disagreeing_implementation_stops_the_bench(monkeypatch):
+    def wrong(table, ids, cu):
+        out = original(table, ids, cu).copy()
+        out[len(out) // 2] += 1
+        return out
+
+    original = numpy_mask.segment
+    monkeypatch.setattr(numpy_mask, "segment", wrong)
+    with pytest.raises(RuntimeError, match=r"numpy segment.*nothing timed"):
+        bench.run(4, repeat=1)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"), [(["--rollouts", "0"], "rollouts"), (["--repeat", "0"], "repeat")]
+)
+def test_bad_value_is_one_line(args, named):
+    proc = _cli(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and named in proc.stderr
+    assert "Traceback" not in proc.stderr
