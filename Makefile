@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev verl-env test-verl verl-cpu-loop flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
+.PHONY: dev verl-env test-verl verl-cpu-loop wheel-aarch64 flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -72,15 +72,28 @@ ESTIMATOR ?= sas
 verl-cpu-loop: verl-env
 	$(VERL_PY) tests/verl_cpu/loop.py --trainer $(TRAINER) --estimator $(ESTIMATOR) $(ARGS)
 
-## wheel: the abi3 wheel (one for every CPython >= 3.10) and the sdist, into dist/
+## wheel: the abi3 wheel for x86_64 Linux, manylinux2014 (glibc 2.17+: Ubuntu 20.04, RHEL 8
+## and older HPC images take it; zig is the linker), and the sdist, into dist/
 wheel: dev
 	rm -rf dist
-	$(VENV)/bin/maturin build --release --out dist -q
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin build --release --zig --compatibility manylinux2014 \
+	  --target x86_64-unknown-linux-gnu --out dist -q
 	$(VENV)/bin/maturin sdist --out dist
 
-## release-check: the wheel and sdist installed as a user would, on every CPython present
-release-check: wheel
-	TWINE=$(VENV)/bin/twine scripts/release_check.sh
+## wheel-aarch64: the same wheel for aarch64 Linux (GH200/GB200 nodes), cross-built with
+## rustup's aarch64 target and zig, into dist/
+wheel-aarch64: dev
+	@rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || \
+	  rustup target add aarch64-unknown-linux-gnu || \
+	  { echo "wheel-aarch64: skipped, rustup cannot add the aarch64 target here"; exit 0; }
+	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin build --release --zig --compatibility manylinux2014 \
+	  --target aarch64-unknown-linux-gnu --out dist -q
+
+## release-check: the wheels and sdist installed as a user would: x86_64 on every CPython
+## present, aarch64 under qemu-user (Debian's arm64 CPython)
+release-check: wheel wheel-aarch64
+	TWINE=$(VENV)/bin/twine AUDITWHEEL=$(VENV)/bin/auditwheel scripts/release_check.sh
+	scripts/aarch64_check.sh
 
 ## test: everything CI runs
 test: lint test-rust test-python test-verl release-check

@@ -11,7 +11,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIST=${DIST:-$ROOT/dist}
 TWINE=${TWINE:-twine}
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml" | head -1)
-wheel=$(ls "$DIST"/sas_core-"$VERSION"-cp310-abi3-*.whl)
+wheel=$(ls "$DIST"/sas_core-"$VERSION"-cp310-abi3-*x86_64*.whl)
 sdist=$DIST/sas_core-$VERSION.tar.gz
 [[ -f "$sdist" ]] || { echo "release check: no sdist $sdist (make wheel)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -34,6 +34,16 @@ find_python() {  # $1: a version like 3.12; on PATH, or installed by pyenv but n
     fi
   done
 }
+
+# The platform tag pip matches and the glibc symbols the extension really needs.
+AUDITWHEEL=${AUDITWHEEL:-auditwheel}
+audit=$("$AUDITWHEEL" show "$wheel")
+if ! grep -q '"manylinux_2_17_x86_64"' <<<"$audit"; then
+  echo "release check: $(basename "$wheel") is not manylinux_2_17 (manylinux2014):" >&2
+  echo "$audit" >&2
+  exit 1
+fi
+echo "release check: auditwheel: $(basename "$wheel") is consistent with manylinux_2_17_x86_64"
 
 checked=()
 for v in 3.10 3.11 3.12 3.13; do
