@@ -107,3 +107,54 @@ def test_budgets_must_be_positive():
     encode, decode = _codec()
     with pytest.raises(ValueError, match="budgets"):
         audit_truncation([], [0], encode=encode, decode=decode, score=lambda t, label: 1.0)
+
+
+def _audit_cli(path, *extra, tty: bool):
+    """``sas-core audit-truncation`` in a subprocess, its stdout a pipe or a terminal."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "sas_core", "audit-truncation", str(path), "--budgets", "10"]
+    cmd += ["200", "--no-progress", "--timeout", "20", *extra]
+    if not tty:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(cmd, stdout=follower, stderr=subprocess.DEVNULL)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closed: the process exited
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    proc.wait(timeout=120)
+    os.close(leader)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+def test_cli_summary_on_a_terminal_json_when_piped_or_asked(tmp_path):
+    rows = [
+        {"prompt": "1+1", "response": "Two.\n\n\\boxed{2}", "label": "2"},
+        {"prompt": "1+1", "response": "Hmm. " * 40 + "\\boxed{2}", "label": "2"},
+        {"prompt": "1+1", "response": "\\boxed{3}", "label": "2"},
+    ]
+    path = tmp_path / "rollouts.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    piped = json.loads(_audit_cli(path, tty=False))
+    assert piped["responses"] == 3 and piped["correct_at_full_length"] == 2
+    lost = piped["budgets"]["10"]["correct_failing_when_cut"]
+    assert lost == 1 and piped["budgets"]["200"]["correct_failing_when_cut"] == 0
+    assert json.loads(_audit_cli(path, "--json", tty=True)) == piped
+    text = _audit_cli(path, tty=True)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(text)
+    lines = text.strip().splitlines()
+    assert lines[0].startswith("3 responses, 2 correct at full length")
+    assert lines[1].startswith("Cut to 10 tokens: 1 of the 2 correct responses fail (50.0%).")
+    assert "past the cut: 1 " in lines[1]
+    assert lines[2] == "Cut to 200 tokens: 0 of the 2 correct responses fail (0.0%)."

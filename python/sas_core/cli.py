@@ -75,7 +75,7 @@ def _tokenizer_codec(name: str):
 
 def _audit(args: argparse.Namespace) -> int:
     from sas_core.math_reward import MathVerifier
-    from sas_core.tools.audit import audit_truncation, load_rollouts
+    from sas_core.tools.audit import audit_truncation, load_rollouts, summary
 
     rollouts = load_rollouts(args.rollouts)
     encode, decode = _tokenizer_codec(args.tokenizer)
@@ -95,7 +95,8 @@ def _audit(args: argparse.Namespace) -> int:
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).write_text(text)
-    print(text)
+    # A person at a terminal reads sentences; a pipe or --json gets the JSON.
+    print(text if args.json or not sys.stdout.isatty() else summary(report))
     return 0
 
 
@@ -312,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     audit.add_argument("--timeout", type=float, default=5.0, help="verifier seconds per item")
     audit.add_argument("--out", help="also write the JSON report here")
+    audit.add_argument(
+        "--json", action="store_true", help="print the JSON report (the default when piped)"
+    )
     audit.add_argument("--no-progress", action="store_true")
     audit.set_defaults(func=_audit)
 

@@ -113,3 +113,27 @@ def audit_truncation(
             "lost_by_answer_position": beyond,
         }
     return report
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The report in a few sentences, for a terminal (the JSON keys are in the README)."""
+    n, correct = report["responses"], report["correct_at_full_length"]
+    lines = [
+        f"{n} responses, {correct} correct at full length "
+        f"(mean {report['mean_tokens']:.0f} tokens)."
+    ]
+    for budget, row in report["budgets"].items():
+        lost = row["correct_failing_when_cut"]
+        line = (
+            f"Cut to {budget} tokens: {lost} of the {correct} correct responses fail "
+            f"({row['share_of_correct']:.1%})."
+        )
+        if lost:
+            where = ", ".join(
+                f"{count} at {key.removeprefix('answer ')}"
+                for key, count in row["lost_by_answer_position"].items()
+                if count
+            )
+            line += f" Their answers ended this far past the cut: {where}."
+        lines.append(line)
+    return "\n".join(lines)
