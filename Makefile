@@ -72,8 +72,8 @@ ESTIMATOR ?= sas
 verl-cpu-loop: verl-env
 	$(VERL_PY) tests/verl_cpu/loop.py --trainer $(TRAINER) --estimator $(ESTIMATOR) $(ARGS)
 
-## wheel: the abi3 wheel for x86_64 Linux, manylinux2014 (glibc 2.17+: Ubuntu 20.04, RHEL 8
-## and older HPC images take it; zig is the linker), and the sdist, into dist/
+## wheel: the abi3 wheel for x86_64 Linux, manylinux2014 (glibc 2.17+: Ubuntu 18.04+,
+## RHEL/Rocky 7+ and older HPC images take it; zig is the linker), and the sdist, into dist/
 wheel: dev
 	rm -rf dist
 	PATH=$(VENV)/bin:$$PATH $(VENV)/bin/maturin build --release --zig --compatibility manylinux2014 \

@@ -109,6 +109,11 @@ def _grpo_by_uid(scores: torch.Tensor, uids: list) -> torch.Tensor:
     return out
 
 
+def _grpo_tokens(batch: dict) -> torch.Tensor:
+    """(B, A): each row's reference GRPO advantage spread over its positions."""
+    return _grpo_by_uid(_scores(batch), list(batch["uid"]))[:, None].expand(_mask(batch).shape)
+
+
 def _expected_sas(batch: dict, token_bytes, call: int, *, logprobs="old", shield="all"):
     mask = _mask(batch)
     scores = _scores(batch)
@@ -130,7 +135,7 @@ def _expected_sas(batch: dict, token_bytes, call: int, *, logprobs="old", shield
     if shield == "truncated":
         truncated = mask.sum(-1) >= loop.RESPONSE_LENGTH
         keep[~correct & ~truncated] = True
-    grpo = _grpo_by_uid(scores, list(batch["uid"]))[:, None].expand(mask.shape)
+    grpo = _grpo_tokens(batch)
     return torch.where(keep & mask, grpo, torch.zeros_like(grpo)), keep
 
 
@@ -206,7 +211,7 @@ def test_rollout_logprobs_and_truncated_shield_are_used(runs, token_bytes):
 @pytest.mark.parametrize("name", ["legacy-grpo", "v1-grpo"])
 def test_grpo_advantages_equal_reference(runs, name):
     for batch in runs(name).captures:
-        grpo = _grpo_by_uid(_scores(batch), list(batch["uid"]))[:, None].expand(_mask(batch).shape)
+        grpo = _grpo_tokens(batch)
         expected = torch.where(_mask(batch), grpo, torch.zeros_like(grpo))
         torch.testing.assert_close(_advantages(batch), expected, rtol=1e-5, atol=1e-5)
 
@@ -215,14 +220,14 @@ def _by_rollout(run: loop.Run) -> list[dict]:
     """Each step's rollouts as {(prompt ids, response ids): advantage row}."""
     out = []
     for batch in run.captures:
-        mask = _mask(batch)
+        mask, responses, adv = _mask(batch), _rows(batch, "responses"), _advantages(batch)
         lengths = batch.get("prompts.lengths")
         rows = {}
         for i in range(mask.shape[0]):
             prompt = batch["prompts"][i]
             prompt = prompt[: int(lengths[i])] if lengths is not None else prompt
-            key = (tuple(prompt.tolist()), tuple(_rows(batch, "responses")[i][mask[i]].tolist()))
-            rows.setdefault(key, []).append(_advantages(batch)[i][mask[i]])
+            key = (tuple(prompt.tolist()), tuple(responses[i][mask[i]].tolist()))
+            rows.setdefault(key, []).append(adv[i][mask[i]])
         out.append(rows)
     return out
 

@@ -255,12 +255,11 @@ class HFRolloutServer:
     at a time with ``generate`` and returning ids and per-token log-probs under the
     sampling distribution (logits / temperature, as verl's actor scores them)."""
 
-    def __init__(self, config, model_config, replica_rank: int):
+    def __init__(self, config, model_config):
         from transformers import AutoModelForCausalLM
 
         self.config = config
-        self.model_config = model_config
-        self.replica_rank = replica_rank
+        self.skew = bool(os.environ.get(SKEW_ENV))
         # A DictConfig (actor_rollout_ref.model) in hybrid mode, a dataclass otherwise.
         get = model_config.get if hasattr(model_config, "get") else model_config.__dict__.get
         path = get("local_path", None) or get("path", None)
@@ -272,8 +271,6 @@ class HFRolloutServer:
         self.eos_ids = set(_as_list(eos)) if eos is not None else set()
         self.pad_id = self.model.config.pad_token_id
         self.lock = threading.Lock()
-        self.weight_updates = 0
-        self.requests = 0
         # The step whose weights the server holds; verl's V1 trainer reads it back from
         # every response (``extra_fields``), as vLLM's server reports it.
         self.global_steps = None
@@ -293,16 +290,8 @@ class HFRolloutServer:
             unexpected = [k for k in unexpected if k]
             if unexpected:
                 raise KeyError(f"hf rollout: unknown weights {unexpected[:5]}")
-            self.weight_updates += 1
             print(f"hf rollout: weights of step {global_steps} loaded ({len(state)} tensors)")
             return len(state)
-
-    def stats(self) -> dict:
-        return {"weight_updates": self.weight_updates, "requests": self.requests}
-
-    def weights_digest(self) -> float:
-        with torch.no_grad():
-            return float(sum(p.double().abs().sum() for p in self.model.parameters()))
 
     async def generate(self, request_id=None, prompt_ids=None, sampling_params=None, **_kwargs):
         return await asyncio.to_thread(
@@ -322,7 +311,6 @@ class HFRolloutServer:
         top_k = int(params.get("top_k", -1))
         greedy = temperature <= 0
         with self.lock, torch.no_grad():
-            self.requests += 1
             key = (self.global_steps, tuple(prompt_ids))
             self.asked[key] = self.asked.get(key, 0) + 1
             torch.manual_seed(zlib.crc32(repr((*key, self.asked[key])).encode()))
@@ -350,7 +338,7 @@ class HFRolloutServer:
             logits = self.model(full).logits[0, len(prompt_ids) - 1 : -1].float()
             if not greedy:
                 logits = logits / temperature
-            if os.environ.get(SKEW_ENV):
+            if self.skew:
                 logits = logits / 2
             logp = torch.log_softmax(logits, dim=-1)
             log_probs = logp.gather(1, torch.tensor(response)[:, None])[:, 0].tolist()
@@ -390,6 +378,11 @@ class HFRolloutServer:
         return None
 
 
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    """The whole tensor: FSDP2 holds parameters as DTensors (a collective on every rank)."""
+    return tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+
+
 def _as_list(value) -> list[int]:
     return list(value) if isinstance(value, (list, tuple, set)) else [int(value)]
 
@@ -409,7 +402,7 @@ def _replica_class():
                     num_cpus=0,
                     max_concurrency=self.max_concurrency,
                 )
-                .remote(self.config, self.model_config, self.replica_rank)
+                .remote(self.config, self.model_config)
             )
             await server.ready.remote()
             self.servers = [server]
@@ -450,8 +443,7 @@ def _adapter_class():
                 raise NotImplementedError(f"hf rollout: wire format {wire_format!r}")
             state = {}
             for name, tensor in weights:
-                full = tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
-                state[name] = full.detach().to("cpu", copy=True)
+                state[name] = _full(tensor).detach().to("cpu", copy=True)
             if self.is_leader:
                 server = ray.get_actor(SERVER_NAME.format(rank=self.replica_rank))
                 await server.load_weights.remote(state, kwargs.get("global_steps"))
@@ -521,11 +513,8 @@ def _capture_actor_updates() -> None:
 
 
 def _parameters(module) -> list[torch.Tensor]:
-    """The module's parameters as plain tensors (FSDP2 holds DTensors)."""
-    return [
-        (p.full_tensor() if hasattr(p, "full_tensor") else p).detach().clone()
-        for p in module.parameters()
-    ]
+    """The module's parameters as plain tensors."""
+    return [_full(p).detach().clone() for p in module.parameters()]
 
 
 def _plain(data) -> dict:
