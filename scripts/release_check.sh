@@ -4,7 +4,8 @@
 # The abi3 wheel in dist/ is installed into a fresh virtual environment of every CPython
 # 3.10-3.13 this machine has (absent ones are skipped, with a message), with nothing but
 # what it pulls (numpy); each runs the README's quick example from a folder outside the
-# repository and checks what it prints. The sdist then builds a wheel (Rust + pip only)
+# repository and checks what it prints, and its start-up hook (for OpenRLHF's CLI) is in
+# place without loading numpy or sas_core. The sdist then builds a wheel (Rust + pip only)
 # that does the same on one version, and `twine check` reads the metadata of both.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,6 +23,16 @@ example() {  # $1: a venv; runs the README's first block outside the repository
   local extra
   extra=$("$1/bin/python" -m pip freeze --all | grep -viE '^(numpy|sas[-_]core|pip|setuptools|wheel)[=@ ]' || true)
   [[ -z "$extra" ]] || { echo "release check: unexpected packages: $extra" >&2; exit 1; }
+}
+
+hook() {  # $1: a venv; the wheel's start-up hook is in place and loads nothing heavy
+  (cd "$work" && "$1/bin/python" -c '
+import sys
+first = getattr(sys.meta_path[0], "__module__", "")
+assert first == "_sas_core_openrlhf_hook", f"no OpenRLHF start-up hook: {sys.meta_path}"
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("numpy", "sas_core", "torch"))
+assert not heavy, f"imported at start: {heavy}"
+') || { echo "release check: the start-up hook is missing or heavy in $1" >&2; exit 1; }
 }
 
 find_python() {  # $1: a version like 3.12; on PATH, or installed by pyenv but not active
@@ -55,6 +66,7 @@ for v in 3.10 3.11 3.12 3.13; do
   "$py" -m venv "$work/py$v"
   "$work/py$v/bin/python" -m pip install -q --disable-pip-version-check "$wheel"
   example "$work/py$v"
+  hook "$work/py$v"
   checked+=("$v")
 done
 [[ ${#checked[@]} -gt 0 ]] || { echo "release check: no CPython 3.10-3.13 found" >&2; exit 1; }
@@ -74,6 +86,7 @@ echo "release check: sas-core bench from the wheel: $(echo "$out" | grep '^agree
 "$(find_python "${checked[0]}")" -m venv "$work/sdist"
 "$work/sdist/bin/python" -m pip install -q --disable-pip-version-check "$sdist"
 example "$work/sdist"
+hook "$work/sdist"
 
 # The verl extra as a user installs it: a fresh venv, the wheel with [verl] (pip's cache
 # reused), and both of verl's trainers imported, as verl's TaskRunner imports them.

@@ -36,10 +36,11 @@ def _dry_run(run: str, *extra: str) -> dict:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    lines = out.splitlines()
-    at = lines.index("# OpenRLHF's openrlhf.cli.train_ppo_ray (with sas registered) would run as:")
-    assert "--algo.advantage.estimator" in lines[at + 1]
-    return json.loads(out[out.index("{\n") :])
+    lines = out.splitlines()  # the dry run of OpenRLHF's own module, through sas-core's hook
+    assert lines[0] == "# OpenRLHF's openrlhf.cli.train_ppo_ray (with sas registered) would run as:"
+    assert lines[1].startswith("# python -m openrlhf.cli.train_ppo_ray --actor.model_name_or_path")
+    assert "--algo.advantage.estimator" in lines[1]
+    return json.loads("\n".join(lines[2:]))
 
 
 @pytest.mark.parametrize(("run", "estimator"), [("sas", "sas"), ("grpo", "group_norm")])

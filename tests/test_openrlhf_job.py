@@ -100,7 +100,8 @@ def _stop_cluster_processes(*ports: int) -> None:
         current.unlink()
 
 
-def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
+@pytest.mark.parametrize("entry", ["launcher", "openrlhf-cli"])
+def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path, entry):
     model = h.save_pretrained(tmp_path / "model")
     out = tmp_path / "out.json"
     argv = h.trainer_argv(model, "sas")
@@ -115,6 +116,7 @@ def test_sas_is_active_in_the_actor_of_a_submitted_job(ray_head, tmp_path):
         "--",
         sys.executable,
         str(TESTS / "openrlhf_job_entry.py"),
+        entry,
         str(out),
         *argv,
     ]

@@ -230,6 +230,7 @@ needs_no_vllm = pytest.mark.skipif(
 def test_help_without_vllm_lists_openrlhf_and_sas_options():
     done = _launcher_without_shims("--help")
     assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("usage: sas-openrlhf-train ")
     text = " ".join(done.stdout.split())
     assert "--algo.advantage.sas.ratio" in text and "--rollout.n_samples_per_prompt" in text
     assert importlib.util.find_spec("vllm") is None  # the stand-ins did not leak
@@ -241,10 +242,10 @@ def test_dry_run_without_vllm_prints_the_command_and_arguments():
             "--algo.advantage.sas.ratio", "0.25")  # fmt: skip
     done = _launcher_without_shims(*argv, SAS_OPENRLHF_DRY_RUN="1")
     assert done.returncode == 0, done.stderr[-3000:]
-    lines = done.stdout.splitlines()  # DeepSpeed may log a line on stdout first
-    at = lines.index("# OpenRLHF's openrlhf.cli.train_ppo_ray (with sas registered) would run as:")
-    assert lines[at + 1] == "# sas-openrlhf-train " + " ".join(argv)
-    parsed = json.loads(done.stdout[done.stdout.index("{\n") :])
+    lines = done.stdout.splitlines()  # only what was asked for: DeepSpeed's log is on stderr
+    assert lines[0] == "# OpenRLHF's openrlhf.cli.train_ppo_ray (with sas registered) would run as:"
+    assert lines[1] == "# sas-openrlhf-train " + " ".join(argv)
+    parsed = json.loads("\n".join(lines[2:]))
     assert parsed["algo.advantage.estimator"] == "sas"
     assert parsed["algo.advantage.sas.ratio"] == 0.25
 

@@ -36,7 +36,10 @@ if [[ -n "${WANDB_API_KEY:-}" ]]; then
          --logger.wandb.run_name "deepscaler-1.5b-4k-$RUN")
 fi
 
-exec "$PYTHON" -m sas_core.integrations.openrlhf \
+# OpenRLHF's own CLI module: sas-core's wheel registers `sas` with it at start (its .pth
+# hook). `sas-openrlhf-train` (python -m sas_core.integrations.openrlhf) takes the same
+# arguments and is the explicit alternative where the hook is off (SAS_CORE_OPENRLHF_HOOK=0).
+exec "$PYTHON" -m openrlhf.cli.train_ppo_ray \
   --actor.model_name_or_path "$MODEL" \
   --actor.num_nodes 1 --actor.num_gpus_per_node "$GPUS" \
   --ref.num_nodes 1 --ref.num_gpus_per_node "$GPUS" \

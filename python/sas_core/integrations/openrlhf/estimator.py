@@ -27,7 +27,7 @@ from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import SASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.stats import warn_nonfinite_once
-from sas_core.torch_api import sas_token_selection
+from sas_core.torch_api import sas_batch_step
 
 __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]
 
@@ -41,17 +41,20 @@ _MARK = "__sas_core_original__"
 
 def experience_seed(seed: int, call: int, index: int) -> int:
     """Seed of random selection for the ``index``-th experience of the ``call``-th
-    advantage computation: distinct draws per training step and micro-batch."""
+    advantage computation: distinct draws per training step and micro-batch (what
+    :func:`sas_batch_step` derives from ``call`` and ``index``)."""
     return unit_key(seed, call, index)
 
 
-def _correct(scores: torch.Tensor, b: int, threshold: float) -> torch.Tensor:
-    flat = scores.detach().reshape(-1).float().cpu()
-    if flat.numel() != b:
+def _ranking_logprobs(exp: Any, options: SASOptions) -> torch.Tensor:
+    if options.logprobs == "action":
+        return exp.action_log_probs
+    if exp.rollout_log_probs is None:
         raise ValueError(
-            f"scores: expected one verifier score per rollout ({b}), got {flat.numel()}"
+            "logprobs: --algo.advantage.sas.logprobs rollout needs vLLM's log-probs, "
+            "which OpenRLHF records only with --algo.advantage.is_correction_level token|seq"
         )
-    return torch.nan_to_num(flat, nan=float("-inf")) > threshold
+    return exp.rollout_log_probs
 
 
 def apply_sas(
@@ -62,11 +65,14 @@ def apply_sas(
     *,
     call: int = 0,
 ) -> int:
-    """Zeroes the advantages of the selected steps of each experience, in place.
+    """Zeroes the advantages of the selected steps of each experience, in place: one
+    :func:`sas_core.torch_api.sas_batch_step` per experience, on its response tokens
+    ``sequences[:, 1:]`` under ``action_mask`` (``truncated``: OpenRLHF's
+    ``finish_reason == "length"`` flags, when the rollout recorded them).
 
     Args:
         experiences: OpenRLHF ``Experience`` batches whose ``advantages`` (B, A) are set.
-        scores: per experience, (B,) raw verifier scores that decide correctness.
+        scores: per experience, B raw verifier scores that decide correctness.
         options: the run's SAS options.
         segmenter: the tokenizer's step segmenter.
         call: index of this advantage computation (varies random selection).
@@ -77,45 +83,22 @@ def apply_sas(
     """
     nonfinite = 0
     for j, (exp, score) in enumerate(zip(experiences, scores, strict=True)):
-        mask = exp.action_mask.bool()
-        b = mask.shape[0]
-        if options.logprobs == "rollout":
-            logprobs = exp.rollout_log_probs
-            if logprobs is None:
-                raise ValueError(
-                    "logprobs: --algo.advantage.sas.logprobs rollout needs vLLM's log-probs, "
-                    "which OpenRLHF records only with --algo.advantage.is_correction_level "
-                    "token|seq"
-                )
-        else:
-            logprobs = exp.action_log_probs
-        correct = _correct(score, b, options.correct_threshold)
-        truncated = (
-            exp.truncated.detach().reshape(-1).bool().cpu()
-            if exp.truncated is not None
-            else torch.zeros(b, dtype=torch.bool)
-        )
-        picked = sas_token_selection(
+        step = sas_batch_step(
             exp.sequences[:, 1:],
-            logprobs.float(),
-            mask,
-            correct,
+            _ranking_logprobs(exp, options),
+            exp.action_mask,
+            exp.advantages,
+            score,
             segmenter,
-            **options.selection_kwargs(seed=experience_seed(options.seed, call, j)),
+            options,
+            truncated=exp.truncated,
+            call=call,
+            index=j,
         )
-        nonfinite += int(picked.nonfinite.sum())
-        if options.shield == "truncated":
-            if exp.truncated is None:
-                raise ValueError(
-                    "shield: 'truncated' needs the experience's `truncated` flags, which "
-                    "this OpenRLHF rollout did not record"
-                )
-            picked.unselect((~correct & ~truncated).numpy())
-
-        adv = exp.advantages
-        exp.advantages = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
-        for key, value in picked.stats(mask, correct, truncated).items():
+        exp.advantages = step.advantages
+        for key, value in step.per_rollout.items():
             exp.info[key] = torch.from_numpy(value).float()
+        nonfinite += step.nonfinite_rollouts
     return nonfinite
 
 
