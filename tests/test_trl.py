@@ -89,6 +89,7 @@ def _trainer(tmp_path, warm_state, **sas):
         {"mode": "failed", "ratio": 0.5},
         {"granularity": "token"},
         {"mode": "correct"},
+        {"shield": "truncated", "ratio": 0.5},
     ],
 )
 def test_per_token_advantages_equal_reference(tmp_path, warm_state, options):
@@ -103,11 +104,13 @@ def test_per_token_advantages_equal_reference(tmp_path, warm_state, options):
     # 4+ steps, the default ratio 0.3 a rollout with 4+ steps.)
     if options.get("ratio", 0.3) >= 0.5 or options.get("granularity") == "token":
         assert zeroed_with_signal > 0
+    if options.get("shield") == "truncated":  # the shield spared tokens SAS would zero
+        assert trainer.spared > 0
     logged = [h for h in trainer.state.log_history if "sas/zeroed_token_frac" in h]
     assert len(logged) == 2  # one per step, through TRL's own metrics logging
     assert any(h["sas/steps"] > 1 for h in logged)
-    # One vocabulary: every statistic of sas_core.stats (TRL records no truncation flag)
-    assert set(STAT_NAMES) - {"sas/truncated_failed"} <= set(logged[0])
+    # One vocabulary: every statistic of sas_core.stats (truncation: no EOS, TRL's rule)
+    assert set(STAT_NAMES) <= set(logged[0])
 
 
 def _check_batch(trainer, rec, options) -> int:
@@ -137,6 +140,14 @@ def _check_batch(trainer, rec, options) -> int:
         mode=opts["mode"],
         granularity=opts["granularity"],
     )
+    if opts.get("shield") == "truncated":  # failed rollouts that ended with EOS: spared
+        ends = {trainer.processing_class.eos_token_id, trainer.processing_class.pad_token_id}
+        for i in range(ids.shape[0]):
+            body = ids[i][mask[i]].tolist()
+            truncated = bool(body) and body[-1] not in ends
+            if rewards[i] <= 0.5 and not truncated:
+                trainer.spared = getattr(trainer, "spared", 0) + int((~keep[i] & mask[i]).sum())
+                keep[i] = True
     want = torch.where(keep & mask, rollout_adv[:, None], 0.0)
     zeroed = int((~keep & (rollout_adv[:, None] != 0)).sum())
     torch.testing.assert_close(adv.double(), want, rtol=1e-5, atol=1e-5)
@@ -193,4 +204,6 @@ def test_config_rejects_bad_options(tmp_path):
         SASGRPOConfig(output_dir=str(tmp_path), mode="all", use_cpu=True, report_to=[])
     with pytest.raises(ValueError, match=r"^nonfinite:"):
         SASGRPOConfig(output_dir=str(tmp_path), nonfinite="skip", use_cpu=True, report_to=[])
+    with pytest.raises(ValueError, match=r"^shield:"):
+        SASGRPOConfig(output_dir=str(tmp_path), shield="failed", use_cpu=True, report_to=[])
     assert SASGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[]).nonfinite == "keep"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from sas_core import _arrays
+from sas_core._core import unit_key
 from sas_core.masks import grpo_advantages, reward_array
 from sas_core.options import SASOptions, finite_value
 from sas_core.stats import SASStats, batch_stats, rollout_stats
@@ -16,7 +17,14 @@ if TYPE_CHECKING:
 
     from sas_core.segmenter import StepSegmenter
 
-__all__ = ["TokenSelection", "sas_advantages", "sas_token_advantages", "sas_token_selection"]
+__all__ = [
+    "BatchStep",
+    "TokenSelection",
+    "sas_advantages",
+    "sas_batch_step",
+    "sas_token_advantages",
+    "sas_token_selection",
+]
 
 
 def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
@@ -362,3 +370,125 @@ def sas_token_advantages(
         "nonfinite_rollouts": int(bad_rows.sum()),
     }
     return out, batch_stats(per_rollout, legacy)
+
+
+class BatchStep(NamedTuple):
+    """What :func:`sas_batch_step` did to one padded batch.
+
+    advantages: (B, A), the input's dtype and device, the selected steps zeroed.
+    keep: (B, A) bool on that device, False exactly on the selected response tokens.
+    per_rollout: (B,) float64 per ``sas/...`` statistic (:func:`sas_core.stats.rollout_stats`;
+        ``sas/truncated_failed`` when the truncation is known).
+    nonfinite_rollouts: rollouts left unselected for NaN/inf log-probs (``nonfinite="keep"``).
+    """
+
+    advantages: Any
+    keep: Any
+    per_rollout: dict[str, np.ndarray]
+    nonfinite_rollouts: int
+
+    def stats(self, rows: np.ndarray | None = None) -> SASStats:
+        """The batch's ``sas/...`` statistics, over ``rows`` ((B,) bool) or all rollouts."""
+        if rows is None:
+            return batch_stats(self.per_rollout)
+        return batch_stats({name: v[rows] for name, v in self.per_rollout.items()})
+
+
+def _host_rows(name: str, values: Any, b: int | None) -> np.ndarray:
+    """Flat host copy of a per-rollout tensor or array (any shape), checked to hold
+    ``b`` values unless ``b`` is None."""
+    if _arrays.is_torch(values):
+        values = values.detach().reshape(-1).cpu().numpy()
+    arr = np.asarray(values).reshape(-1)
+    return arr if b is None else _one_per_rollout(name, arr, b)
+
+
+def sas_batch_step(
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    advantages: torch.Tensor,
+    scores: Any,
+    segmenter: StepSegmenter,
+    options: SASOptions,
+    *,
+    truncated: Any = None,
+    window: int | None = None,
+    call: int = 0,
+    index: int = 0,
+    seed: int | None = None,
+    num_threads: int | None = None,
+) -> BatchStep:
+    """SAS on one padded batch of a trainer: the step every integration (TRL, OpenRLHF,
+    verl) takes after its own GRPO advantages.
+
+    Args:
+        response_ids: (B, A) int token ids; logprobs: (B, A) float log-probs that rank
+            the steps; action_mask: (B, A) set on response tokens (any padding side).
+        advantages: (B, A) per-token advantages (returned with the selected steps
+            zeroed, everything else as given), or (B,) per-rollout advantages (spread
+            over the response tokens, 0 off the mask and on the selected steps).
+        scores: B raw verifier scores (any shape of B elements); a rollout is correct
+            when its score exceeds ``options.correct_threshold`` (NaN: failed).
+        options: the run's :class:`~sas_core.options.SASOptions` (ratio, mode, selection,
+            granularity, seed, nonfinite, shield, correct_threshold).
+        truncated: B bools, the rollouts cut by the length limit; or ``window``: the
+            response length limit, a rollout with that many response tokens was cut.
+            ``options.shield == "truncated"`` needs one of them: only truncated failed
+            rollouts get steps zeroed. With either, ``sas/truncated_failed`` is counted.
+        call, index: this advantage computation and this batch within it: random
+            selection draws from ``unit_key(options.seed, call, index)``, unless ``seed``
+            gives this batch's seed itself.
+
+    Each input is checked once and copied to the host once (the Rust core reads the
+    host arrays in place); the returned advantages are computed on their own device.
+    """
+    import torch
+
+    from sas_core.options import SASOptions as _Options
+
+    if not isinstance(options, _Options):
+        raise TypeError(f"options: must be a SASOptions, got {type(options).__name__}")
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    b = shape[0]
+    if not _arrays.is_torch(advantages) or tuple(advantages.shape) not in (shape, (b,)):
+        raise ValueError(
+            f"advantages: must be a tensor of shape {shape} or ({b},), got "
+            f"{tuple(getattr(advantages, 'shape', ()))}"
+        )
+    raw = _host_rows("scores", scores, None).astype(np.float64)
+    if raw.shape != (b,):
+        raise ValueError(f"scores: expected one verifier score per rollout ({b}), got {raw.size}")
+    correct = np.nan_to_num(raw, nan=-np.inf) > options.correct_threshold
+    mask = _mask_array(action_mask)
+    if truncated is not None and window is not None:
+        raise ValueError("truncated, window: give the truncation one way, not both")
+    if truncated is not None:
+        cut = _host_rows("truncated", truncated, b).astype(bool)
+    elif window is not None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
+            raise ValueError(f"window: must be a length >= 0, got {window!r}")
+        cut = mask.sum(axis=1) >= window
+    else:
+        cut = None
+    if options.shield == "truncated" and cut is None:
+        raise ValueError(
+            "shield: 'truncated' needs each rollout's truncation (`truncated` flags or the "
+            "`window`), which this batch did not bring"
+        )
+    seeded = options.replace(seed=unit_key(options.seed, call, index) if seed is None else seed)
+    picked = _padded_core(response_ids, logprobs, mask, correct, segmenter, seeded, num_threads)
+    if options.shield == "truncated":
+        picked.unselect(~correct & ~cut)
+    device = advantages.device
+    keep = torch.from_numpy(picked.keep).to(device)
+    if advantages.dim() == 1:
+        on = torch.from_numpy(picked.keep & mask).to(device=device, dtype=advantages.dtype)
+        out = on * advantages[:, None]
+    else:
+        out = torch.where(keep, advantages, torch.zeros_like(advantages))
+    per_rollout = rollout_stats(
+        picked.n_units, picked.n_selected, picked.n_zeroed, mask.sum(axis=1), correct,
+        picked.nonfinite, cut,
+    )  # fmt: skip
+    return BatchStep(out, keep, per_rollout, int(picked.nonfinite.sum()))

@@ -32,7 +32,7 @@ from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 from sas_core.options import SASOptions  # noqa: E402
 from sas_core.segmenter import StepSegmenter  # noqa: E402
 from sas_core.stats import warn_nonfinite_once  # noqa: E402
-from sas_core.torch_api import sas_token_advantages  # noqa: E402
+from sas_core.torch_api import sas_batch_step  # noqa: E402
 
 __all__ = ["SASGRPOConfig", "SASGRPOTrainer"]
 
@@ -80,6 +80,13 @@ class SASGRPOConfig(GRPOConfig):
             "help": "Token text that ends the reasoning region (e.g. '</think>'); steps stop there."
         },
     )
+    shield: str = field(
+        default="all",
+        metadata={
+            "help": "Failed completions whose most confident steps are shielded: 'all' (paper) "
+            "or only 'truncated' ones (ending without EOS, as TRL's clipped_ratio counts)."
+        },
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -95,6 +102,7 @@ class SASGRPOConfig(GRPOConfig):
             granularity=self.granularity,
             correct_threshold=self.correct_threshold,
             nonfinite=self.nonfinite,
+            shield=self.shield,
             think_end=self.think_end,
         )
 
@@ -152,36 +160,46 @@ class SASGRPOTrainer(GRPOTrainer):
             )
         return logps
 
-    def _correct(self, n_local: int) -> torch.Tensor:
+    def _scores(self, n_local: int) -> torch.Tensor:
+        """This process's raw correctness scores: the named reward function's, or the
+        weighted sum of all of them."""
         rewards = self._sas_rewards_per_func
         if self.args.correctness_reward is not None:
             raw = rewards[:, self.reward_func_names.index(self.args.correctness_reward)]
         else:
             raw = (rewards * self.reward_weights.to(rewards.device).unsqueeze(0)).nansum(dim=1)
         start = self.accelerator.process_index * n_local
-        raw = raw[start : start + n_local]
-        return torch.nan_to_num(raw, nan=float("-inf")) > self.args.correct_threshold
+        return raw[start : start + n_local]
+
+    def _truncated(self, out: dict[str, Any]) -> torch.Tensor:
+        """Completions that end without EOS (TRL's own rule for ``clipped_ratio``)."""
+        ids, mask = out["completion_ids"], out["completion_mask"].bool()
+        lengths = mask.sum(dim=1)
+        last = ids.gather(1, (lengths - 1).clamp(min=0)[:, None])[:, 0]
+        ends = [*self.eos_token_ids, _tokenizer_of(self.processing_class).pad_token_id]
+        ends = torch.tensor([e for e in ends if e is not None], device=ids.device)
+        return (lengths > 0) & ~torch.isin(last, ends)
 
     def _generate_and_score_completions(self, inputs):
         out = super()._generate_and_score_completions(inputs)
-        logps = self._rollout_logprobs(out)
         n = out["completion_ids"].size(0)
-        correct = self._correct(n)
         self._sas_batches += 1
-        adv, stats = sas_token_advantages(
+        step = sas_batch_step(
             out["completion_ids"],
-            logps.float(),
+            self._rollout_logprobs(out).float(),
             out["completion_mask"],
             out["advantages"],
-            correct,
+            self._scores(n),
             self.sas_segmenter,
-            **self.sas_options.selection_kwargs(
-                seed=(int(self.args.seed) << 32) + self._sas_batches
-            ),
+            self.sas_options,
+            truncated=self._truncated(out),
+            # One draw per generation batch from the trainer's seed (the demo's recorded
+            # random-selection runs used this derivation).
+            seed=(int(self.args.seed) << 32) + self._sas_batches,
         )
-        warn_nonfinite_once(self, int(stats["sas/nonfinite_rollouts"]))
-        out["advantages"] = adv.to(out["advantages"].dtype)
+        warn_nonfinite_once(self, step.nonfinite_rollouts)
+        out["advantages"] = step.advantages
         mode = "train" if self.model.training else "eval"
-        for name, value in stats.items():  # the sas/... names of sas_core.stats
+        for name, value in step.stats().items():  # the sas/... names of sas_core.stats
             self._metrics[mode][name].append(value)
         return out

@@ -28,11 +28,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from sas_core._core import unit_key
 from sas_core.integrations.verl.options import VerlSASOptions
 from sas_core.segmenter import StepSegmenter
-from sas_core.stats import batch_stats, warn_nonfinite_once
-from sas_core.torch_api import sas_token_selection
+from sas_core.stats import warn_nonfinite_once
+from sas_core.torch_api import sas_batch_step
 
 __all__ = [
     "ESTIMATOR",
@@ -161,39 +160,35 @@ def apply_sas(
         )
     if "token_level_scores" not in batch.keys():  # noqa: SIM118
         raise ValueError("token_level_scores: the raw verifier scores decide correctness")
-    mask = batch["response_mask"].bool()
+    mask = batch["response_mask"]
     responses = _responses(batch, mask, inputs)
     scores = batch["token_level_scores"]
     if scores.shape[0] != responses.shape[0]:
         raise ValueError(
             f"token_level_scores: {scores.shape[0]} rows for {responses.shape[0]} responses"
         )
-    raw = scores.detach().float().sum(dim=-1).cpu()
-    correct = torch.nan_to_num(raw, nan=float("-inf")) > options.correct_threshold
     # Cut by the length limit: legacy pads to the window, so a response that fills its
     # last position; V1 pads to the batch's longest response, so one as long as the window.
     if inputs is not None:
-        truncated = mask.sum(dim=-1).cpu() >= inputs.window
+        cut = {"window": inputs.window}
     elif mask.shape[1] == 0:  # a zero-width batch (verl's own grpo handles it too)
-        truncated = torch.zeros(mask.shape[0], dtype=torch.bool)
+        cut = {"truncated": torch.zeros(mask.shape[0], dtype=torch.bool)}
     else:
-        truncated = mask[:, -1].cpu()
-    picked = sas_token_selection(
+        cut = {"truncated": mask[:, -1]}
+    step = sas_batch_step(
         responses,
-        batch[key].float(),
+        batch[key],
         mask,
-        correct,
+        batch["advantages"],
+        scores.detach().float().sum(dim=-1),
         segmenter,
-        **options.selection_kwargs(seed=unit_key(options.seed, call, 0)),
+        options,
+        **cut,
+        call=call,
     )
-    if options.shield == "truncated":
-        picked.unselect((~correct & ~truncated).numpy())
-    adv = batch["advantages"]
-    batch["advantages"] = torch.where(picked.keep.to(adv.device), adv, torch.zeros_like(adv))
-    per_rollout = picked.stats(mask, correct, truncated)
-    if inputs is not None and inputs.real is not None:  # as verl's metrics, without padding
-        per_rollout = {name: v[inputs.real] for name, v in per_rollout.items()}
-    return dict(batch_stats(per_rollout))
+    batch["advantages"] = step.advantages
+    # As verl's own metrics: without the synthetic padding samples of V1's balancing.
+    return dict(step.stats(inputs.real if inputs is not None else None))
 
 
 def _responses(batch: Any, mask: torch.Tensor, inputs: Inputs | None) -> torch.Tensor:
@@ -207,7 +202,7 @@ def _responses(batch: Any, mask: torch.Tensor, inputs: Inputs | None) -> torch.T
                 f"{tuple(mask.shape)}"
             )
         return responses
-    if inputs.responses.shape != mask.shape:
+    if tuple(inputs.responses.shape) != tuple(mask.shape):
         raise ValueError(
             f"responses: {tuple(inputs.responses.shape)} from the TransferQueue for a "
             f"response_mask of {tuple(mask.shape)}"
