@@ -7,21 +7,13 @@ scattering the advantages back to (B, A): conversion can cost more than the kern
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 import sas_core
 from sas_core import reference
 
 
 def _padded(w):
-    lengths = np.diff(w.cu_seqlens)
-    b, a = lengths.size, int(lengths.max())
-    mask = torch.arange(a)[None, :] < torch.from_numpy(lengths)[:, None]
-    ids = torch.zeros((b, a), dtype=torch.long)
-    lps = torch.zeros((b, a), dtype=torch.float32)
-    ids[mask] = torch.from_numpy(w.token_ids)
-    lps[mask] = torch.from_numpy(w.logprobs)
-    return ids, lps, mask, torch.from_numpy(w.rewards)
+    return w.padded()
 
 
 def test_sas_advantages_end_to_end(benchmark, segmenter, size, wl):

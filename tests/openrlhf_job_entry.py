@@ -28,7 +28,7 @@ from sas_core.integrations.openrlhf.estimator import is_installed  # noqa: E402
 class _Parsed(Exception):
     def __init__(self, args: object) -> None:
         super().__init__("parsed")
-        self.args = args
+        self.parsed = args
 
 
 def _parse_with_openrlhfs_own_cli(argv: list[str]) -> object:
@@ -43,7 +43,7 @@ def _parse_with_openrlhfs_own_cli(argv: list[str]) -> object:
     try:
         runpy.run_module("openrlhf.cli.train_ppo_ray", run_name="__main__")
     except _Parsed as parsed:
-        return parsed.args
+        return parsed.parsed
     raise AssertionError("OpenRLHF's CLI returned without parsing through the hook")
 
 

@@ -8,9 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+import numpy as np
 import torch
 
 from sas_core import reference
+
+
+def random_batch(
+    rng: np.random.Generator, vocab_size: int, b: int, max_len: int, left_pad: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(B, A) ids, float32 log-probs and bool mask of ``b`` rollouts of random lengths in
+    [0, max_len], padded on the left or the right."""
+    lengths = rng.integers(0, max_len + 1, size=b)
+    a = max(int(lengths.max(initial=0)), 1)
+    ids = torch.full((b, a), 0, dtype=torch.long)
+    lps = torch.zeros((b, a), dtype=torch.float32)
+    mask = torch.zeros((b, a), dtype=torch.bool)
+    for i, n in enumerate(lengths):
+        cols = slice(a - n, a) if left_pad else slice(0, n)
+        ids[i, cols] = torch.from_numpy(rng.integers(0, vocab_size, size=n))
+        lps[i, cols] = torch.from_numpy(-rng.random(n).astype(np.float32) * 6)
+        mask[i, cols] = True
+    return ids, lps, mask
 
 
 def pack(

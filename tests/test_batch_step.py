@@ -20,16 +20,7 @@ THINK_END = [151_649]
 
 
 def _batch(rng: np.random.Generator, b: int, max_len: int, left_pad: bool):
-    lengths = rng.integers(0, max_len + 1, size=b)
-    a = max(int(lengths.max(initial=0)), 1)
-    ids = torch.zeros((b, a), dtype=torch.long)
-    lps = torch.zeros((b, a), dtype=torch.float32)
-    mask = torch.zeros((b, a), dtype=torch.bool)
-    for i, n in enumerate(lengths):
-        cols = slice(a - n, a) if left_pad else slice(0, n)
-        ids[i, cols] = torch.from_numpy(rng.integers(0, VOCAB, size=n))
-        lps[i, cols] = torch.from_numpy(-rng.random(n).astype(np.float32) * 6)
-        mask[i, cols] = True
+    ids, lps, mask = padded_reference.random_batch(rng, VOCAB, b, max_len, left_pad)
     mask &= torch.from_numpy(rng.random(mask.shape) < 0.9)  # holes, as multi-turn masks
     return ids, lps, mask
 

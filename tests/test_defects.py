@@ -15,6 +15,7 @@ import pytest
 
 import sas_core
 from sas_core import StepSegmenter
+from sas_core.options import SASOptions
 
 torch = pytest.importorskip("torch")
 
@@ -286,8 +287,7 @@ def test_extension_refuses_a_column_major_array_rather_than_misreading_it():
     ids = np.asfortranarray(np.zeros((3, 4), np.int64))
     lp, mask = np.zeros((3, 4)), np.ones((3, 4), bool)
     with pytest.raises(ValueError, match=r"^response_ids: must be a C-contiguous"):
-        seg._table.keep_mask_padded(ids, lp, mask, np.ones(3, bool), 0.3, "both",
-                                    "confidence", "step", 0, None)  # fmt: skip
+        seg._table.keep_mask_padded(ids, lp, mask, np.ones(3, bool), SASOptions(), None)
 
 
 # Round 3, item 7: SAS_CORE_NUM_THREADS is used as written, clamped or ignored with a

@@ -44,3 +44,23 @@ def test_unordered_step_ids_match_reference(data):
         np.asarray(steps, np.int32), np.asarray(lps), [0, n], [correct], **options
     )
     assert got.tolist() == want
+
+
+@given(vocab_and_batch(), options_st, st.data())
+def test_fused_nonfinite_keep_equals_the_two_step_path(case, options, data):
+    vocab, ids, cu = case
+    n = ids.size
+    if n == 0:
+        return
+    lps = np.asarray(data.draw(st.lists(logprob_st, min_size=n, max_size=n)), dtype=np.float64)
+    lps[data.draw(st.integers(0, n - 1))] = np.nan
+    correct = np.ones(cu.size - 1, bool)
+    seg = sas_core.StepSegmenter(vocab)
+    fused = seg.select_steps(ids, lps, cu, correct, nonfinite="keep", **options)
+    two_step = sas_core.select_steps(
+        seg.segment(ids, cu), lps, cu, correct, nonfinite="keep", **options
+    )
+    for a, b in zip(fused, two_step):
+        assert np.array_equal(a, b)
+    row = int(np.searchsorted(cu, int(np.flatnonzero(np.isnan(lps))[0]), side="right")) - 1
+    assert fused.keep[cu[row] : cu[row + 1]].all() and fused.n_selected[row] == 0

@@ -118,3 +118,30 @@ def test_token_advantages_match_reference(batch, seed):
     keep = sas_core.keep_mask(step_ids, logprobs, cu, rewards > 0.5)
     got = sas_core.token_advantages(sas_core.grpo_advantages(rewards, 2), keep, cu)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@given(steps_batch(), options_st, st.data())
+def test_nonfinite_keep_on_packed_batches_spares_only_the_rollouts_hit(batch, options, data):
+    # Selection is per rollout: under nonfinite="keep" a rollout with a NaN/inf log-prob
+    # keeps every token, and every other rollout is what the reference gives.
+    step_ids, logprobs, cu, correct = batch
+    assume(cu[-1] > 0)
+    hits = data.draw(st.lists(st.integers(0, int(cu[-1]) - 1), min_size=1, max_size=3))
+    bad = logprobs.copy()
+    bad[hits] = data.draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    rows = {int(np.searchsorted(cu, i, side="right")) - 1 for i in hits}
+    clean = np.where(np.isfinite(bad), bad, 0.0)
+    want = np.array(reference.keep_mask(
+        step_ids.tolist(), clean.tolist(), cu.tolist(), correct.tolist(), **options
+    ))  # fmt: skip
+    for r in rows:
+        want[cu[r] : cu[r + 1]] = True
+    sel = sas_core.select_steps(step_ids, bad, cu, correct, nonfinite="keep", **options)
+    assert sel.keep.tolist() == want.tolist()
+    assert all(sel.n_selected[r] == 0 for r in rows)
+    assert sas_core.keep_mask(step_ids, bad, cu, correct, nonfinite="keep", **options).tolist() \
+        == want.tolist()  # fmt: skip
+    with pytest.raises(ValueError, match=r"^logprobs"):
+        sas_core.select_steps(step_ids, bad, cu, correct, **options)  # "raise", the default
+    with pytest.raises(ValueError, match=r"^nonfinite: must be one of"):
+        sas_core.keep_mask(step_ids, bad, cu, correct, nonfinite="skip")

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import asdict
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -79,32 +82,54 @@ def _raw_args():
     )
 
 
+def _unchecked(**changes):
+    """An options object that skips SASOptions' checks: what only the binding sees."""
+    return SimpleNamespace(**{**asdict(SASOptions()), **changes})
+
+
 @pytest.mark.parametrize(
-    ("position", "name", "value"),
-    [(1, "mode", "all"), (2, "selection", "top"), (3, "granularity", "line")],
+    ("name", "value"), [("mode", "all"), ("selection", "top"), ("granularity", "line")]
 )
-def test_rust_boundary_parses_option_strings_into_enums(position, name, value):
-    options = [0.3, "both", "confidence", "step", 0]
-    options[position] = value
+def test_rust_boundary_reads_the_options_object_and_parses_its_strings(name, value):
     with pytest.raises(ValueError, match=rf"^{name}: must be one of"):
-        _core.keep_mask(*_raw_args(), *options)
-    options[position] = 7
+        _core.keep_mask(*_raw_args(), _unchecked(**{name: value}))
     with pytest.raises(TypeError, match=f"{name}: must be a string"):
-        _core.keep_mask(*_raw_args(), *options)
+        _core.keep_mask(*_raw_args(), _unchecked(**{name: 7}))
+    partial = _unchecked()
+    del partial.__dict__[name]
+    with pytest.raises(TypeError, match=rf"^options: .*no attribute `{name}`"):
+        _core.keep_mask(*_raw_args(), partial)
+    with pytest.raises(TypeError, match=r"^seed: must be an integer in \[0, 2\*\*64\)"):
+        _core.keep_mask(*_raw_args(), _unchecked(seed=-1))
+    with pytest.raises(TypeError, match=r"^ratio: must be a float"):
+        _core.keep_mask(*_raw_args(), _unchecked(ratio="0.3"))
+    # The binding reads the attributes: the same options give the same mask whichever
+    # object carries them.
+    keep = _core.keep_mask(*_raw_args(), SASOptions(ratio=0.5))[0]
+    assert np.array_equal(keep, _core.keep_mask(*_raw_args(), _unchecked(ratio=0.5))[0])
+
+
+def test_the_stub_takes_its_literal_types_from_the_options_module():
+    stub = (Path(sas_core.__file__).with_name("_core.pyi")).read_text()
+    assert "from sas_core.options import Granularity, Mode, SelectionRule" in stub
+    assert "Literal[" not in stub  # written once, in sas_core.options
+    for call in ("def sas_mask(", "def keep_mask_padded(", "def keep_mask("):
+        signature = stub[stub.index(call) : stub.index(")", stub.index(call))]
+        assert "options: SelectOptions" in signature and "ratio" not in signature
 
 
 def test_rust_boundary_names_wrong_dtypes_and_dimensions():
     seg = StepSegmenter(VOCAB)
     ids, lps, cu, correct = _raw_args()
-    opts = (0.3, "both", "confidence", "step", 0)
+    opts = SASOptions()
     with pytest.raises(TypeError, match=r"^token_ids: must be a numpy array of int32 or int64"):
-        seg._table.sas_mask(ids.astype(np.float64), lps, cu, correct, *opts)
+        seg._table.sas_mask(ids.astype(np.float64), lps, cu, correct, opts)
     with pytest.raises(TypeError, match=r"^logprobs: must be a numpy array of float32 or float64"):
-        seg._table.sas_mask(ids, lps.astype(np.int64), cu, correct, *opts)
+        seg._table.sas_mask(ids, lps.astype(np.int64), cu, correct, opts)
     with pytest.raises(TypeError, match=r"^token_ids: must be a 1-D numpy array"):
-        seg._table.sas_mask(ids[None, :], lps, cu, correct, *opts)
+        seg._table.sas_mask(ids[None, :], lps, cu, correct, opts)
     with pytest.raises(TypeError, match=r"^response_ids: must be a 2-D numpy array"):
-        seg._table.keep_mask_padded(ids, lps[None, :], np.ones((1, 3), bool), correct, *opts)
+        seg._table.keep_mask_padded(ids, lps[None, :], np.ones((1, 3), bool), correct, opts)
 
 
 @settings(max_examples=200, deadline=None)

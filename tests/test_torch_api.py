@@ -17,16 +17,7 @@ from strategies import options_st
 
 def _padded_batch(rng, vocab_size, n_prompts, group, max_len, left_pad):
     b = n_prompts * group
-    lengths = rng.integers(0, max_len + 1, size=b)
-    a = max(int(lengths.max(initial=0)), 1)
-    ids = torch.full((b, a), 0, dtype=torch.long)
-    lps = torch.zeros((b, a), dtype=torch.float32)
-    mask = torch.zeros((b, a), dtype=torch.bool)
-    for i, n in enumerate(lengths):
-        cols = slice(a - n, a) if left_pad else slice(0, n)
-        ids[i, cols] = torch.from_numpy(rng.integers(0, vocab_size, size=n))
-        lps[i, cols] = torch.from_numpy(-rng.random(n).astype(np.float32) * 6)
-        mask[i, cols] = True
+    ids, lps, mask = padded_reference.random_batch(rng, vocab_size, b, max_len, left_pad)
     rewards = torch.from_numpy((rng.random(b) < 0.5).astype(np.float32))
     return ids, lps, mask, rewards
 

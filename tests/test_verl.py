@@ -30,6 +30,7 @@ from verl_helpers import (  # noqa: E402
 from verl_helpers import algorithm_config as algo_cfg  # noqa: E402
 
 from sas_core.integrations.verl import estimator  # noqa: E402
+from sas_core.segmenter import StepSegmenter  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -129,7 +130,7 @@ def test_score_count_and_response_shape_mismatches_are_named():
         token_level_scores=torch.zeros((3, 3)),
         advantages=torch.zeros((2, 3)),
     )
-    seg = estimator.StepSegmenter([b"a"])
+    seg = StepSegmenter([b"a"])
     with pytest.raises(ValueError, match=r"^token_level_scores: 3 rows for 2 responses"):
         estimator.apply_sas(data, VerlSASOptions(), seg, call=0)
     # V1's batch has no responses: they come from the TransferQueue, and must fit the mask

@@ -6,19 +6,34 @@ Every function releases the GIL while it computes, runs in parallel over rollout
 fork-safe thread pool, and returns the same result for any ``num_threads``. Bad values
 raise ``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
 
-Option strings are parsed into the core's enums at the boundary: an unknown value is a
-``ValueError`` naming the option (the types below are ``sas_core.options``').
+The selection calls take one options object, a ``sas_core.options.SASOptions``, and
+read its ``ratio``, ``mode``, ``selection``, ``granularity`` and ``seed`` attributes
+directly (as jiter and pydantic-core read their config objects): the option strings are
+parsed into the core's enums at the boundary, and an unknown value is a ``ValueError``
+naming the option. The ``Literal`` types are ``sas_core.options``' own.
 """
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-Mode = Literal["both", "correct", "failed"]
-SelectionRule = Literal["confidence", "random"]
-Granularity = Literal["step", "token"]
+from sas_core.options import Granularity, Mode, SelectionRule
+
+class SelectOptions(Protocol):
+    """What the bindings read of an options object (``sas_core.options.SASOptions``)."""
+
+    @property
+    def ratio(self) -> float: ...
+    @property
+    def mode(self) -> Mode: ...
+    @property
+    def selection(self) -> SelectionRule: ...
+    @property
+    def granularity(self) -> Granularity: ...
+    @property
+    def seed(self) -> int: ...
 
 __version__: str
 MAX_THREADS: int  # the most threads a call may ask for (256)
@@ -56,11 +71,7 @@ class StepTable:
         logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
         cu_seqlens: npt.NDArray[np.int64],
         correct: npt.NDArray[np.bool_],
-        ratio: float,
-        mode: Mode,
-        selection: SelectionRule,
-        granularity: Granularity,
-        seed: int,
+        options: SelectOptions,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
         """Segmentation and selection fused: like ``keep_mask(segment(...), ...)``.
@@ -73,11 +84,7 @@ class StepTable:
         logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
         action_mask: npt.NDArray[np.bool_],
         correct: npt.NDArray[np.bool_],
-        ratio: float,
-        mode: Mode,
-        selection: SelectionRule,
-        granularity: Granularity,
-        seed: int,
+        options: SelectOptions,
         num_threads: int | None = None,
     ) -> tuple[
         npt.NDArray[np.bool_],
@@ -98,11 +105,7 @@ def keep_mask(
     logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     cu_seqlens: npt.NDArray[np.int64],
     correct: npt.NDArray[np.bool_],
-    ratio: float,
-    mode: Mode,
-    selection: SelectionRule,
-    granularity: Granularity,
-    seed: int,
+    options: SelectOptions,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
     """(keep mask (N,), units per rollout (B,), selected units per rollout (B,))."""
@@ -111,6 +114,13 @@ def grpo_advantages(
     rewards: npt.NDArray[np.float64], group_size: int, eps: float
 ) -> npt.NDArray[np.float64]:
     """(B,) (R - mean) / (std + eps) within consecutive groups; unbiased std."""
+
+def grpo_advantages_grouped(
+    rewards: npt.NDArray[np.float64], groups: npt.NDArray[np.uint32], eps: float
+) -> npt.NDArray[np.float64]:
+    """(B,) (R - mean) / (std + eps) within each group, rollout ``i`` in group
+    ``groups[i]`` (dense indices, any order); unbiased std; the same formula as
+    ``grpo_advantages``, which is this with consecutive groups."""
 
 def unit_key(seed: int, rollout: int, unit: int) -> int:
     """The random key of unit ``unit`` of rollout ``rollout`` under ``seed`` (u64s):

@@ -37,8 +37,8 @@ class StepSelection(NamedTuple):
 
 
 Selection = StepSelection
-"""The former name of :class:`StepSelection` (a result; the Rust core's ``Selection``
-is an option), kept so that existing code runs."""
+"""The former name of :class:`StepSelection`, kept so that existing code runs; the only
+``Selection`` left (the option's type is ``SelectionRule``, in Python and in Rust)."""
 
 
 def _torch_device(*xs: Any) -> Any:
@@ -56,17 +56,6 @@ def _back(a: np.ndarray, device: Any) -> Any:
     return torch.from_numpy(a).to(device)
 
 
-def option_args(
-    ratio: Any, mode: Any, selection: Any, granularity: Any, seed: Any
-) -> tuple[float, str, str, str, int]:
-    """The selection options, checked by :class:`SASOptions`, in the order the Rust
-    core takes them."""
-    opts = SASOptions(
-        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed
-    )
-    return opts.core_args()
-
-
 def select_steps(
     step_ids: Any,
     logprobs: Any,
@@ -78,6 +67,7 @@ def select_steps(
     selection: str = "confidence",
     granularity: str = "step",
     seed: int = 0,
+    nonfinite: str = "raise",
     num_threads: int | None = None,
 ) -> StepSelection:
     """Selects the steps whose advantage SAS zeroes.
@@ -93,9 +83,16 @@ def select_steps(
         selection: "confidence" (lowest steps of correct, highest of failed rollouts) or
             "random" (reproducible from ``seed``).
         granularity: "step", or "token" to rank single tokens by log-prob.
+        nonfinite: "raise" (a NaN/inf log-prob is a ``ValueError``) or "keep": a rollout
+            with one gets no unit selected (its tokens all kept), the others are
+            selected as without it.
         num_threads: threads for the Rust core (default: ``SAS_CORE_NUM_THREADS`` or
             all CPUs); the result does not depend on it.
     """
+    options = SASOptions(
+        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
+        nonfinite=nonfinite,
+    )  # fmt: skip
     device = _torch_device(step_ids, logprobs, cu_seqlens, correct)
     sid = _arrays.int_array(step_ids, "step_ids", allow_int32=True)
     if sid.dtype != np.int32:
@@ -103,15 +100,39 @@ def select_steps(
         if sid.size and (sid.min() < -1 or sid.max() > info.max):
             raise ValueError("step_ids: must be -1 or a step index that fits in int32")
         sid = sid.astype(np.int32)
+    lps = _arrays.float_array(logprobs, "logprobs")
+    cu = _arrays.cu_seqlens_array(cu_seqlens)
+    lps, bad = finite_or_raise(lps, options)
     keep, n_units, n_selected = _core.keep_mask(
-        sid,
-        _arrays.float_array(logprobs, "logprobs"),
-        _arrays.cu_seqlens_array(cu_seqlens),
-        _arrays.bool_array(correct, "correct"),
-        *option_args(ratio, mode, selection, granularity, seed),
+        sid, lps, cu, _arrays.bool_array(correct, "correct"), options,
         _arrays.threads_value(num_threads),
-    )
+    )  # fmt: skip
+    if bad is not None:
+        unselect_rows(bad, cu, keep, n_selected)
     return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+
+
+def finite_or_raise(lps: np.ndarray, options: SASOptions) -> tuple[np.ndarray, Any]:
+    """Packed log-probs for the core, and under ``nonfinite="keep"`` the (N,) bool mask
+    of the non-finite ones (None when all are finite), replaced by 0 in a copy so the
+    core ranks the rest; ``"raise"`` leaves them for the core, which names them."""
+    if options.nonfinite != "keep":
+        return lps, None
+    bad = ~np.isfinite(lps)
+    if not bad.any():
+        return lps, None
+    return np.where(bad, 0.0, lps).astype(lps.dtype), bad
+
+
+def unselect_rows(
+    bad_tokens: np.ndarray, cu: np.ndarray, keep: np.ndarray, n_selected: np.ndarray
+) -> None:
+    """Keeps every token of the rollouts that hold a flagged token (in place): the
+    ``nonfinite="keep"`` rule on packed batches; ``cu`` is already checked by the core."""
+    rows = np.unique(np.searchsorted(cu, np.flatnonzero(bad_tokens), side="right") - 1)
+    for row in rows:
+        keep[cu[row] : cu[row + 1]] = True
+    n_selected[rows] = 0
 
 
 def keep_mask(
@@ -125,6 +146,7 @@ def keep_mask(
     selection: str = "confidence",
     granularity: str = "step",
     seed: int = 0,
+    nonfinite: str = "raise",
     num_threads: int | None = None,
 ) -> Any:
     """(N,) bool keep mask: False on the tokens of the steps SAS selects.
@@ -141,6 +163,7 @@ def keep_mask(
         selection=selection,
         granularity=granularity,
         seed=seed,
+        nonfinite=nonfinite,
         num_threads=num_threads,
     ).keep
 
@@ -154,8 +177,13 @@ def grpo_advantages(
     one prompt id per rollout (ints or strings, any order, as verl's ``uid``). std is
     unbiased (torch's default), so every group needs at least 2 rollouts.
     """
-    device = _torch_device(rewards)
-    r = reward_array(rewards)
+    return _back(
+        grpo_checked(reward_array(rewards), group_size, group_ids, eps), _torch_device(rewards)
+    )
+
+
+def grpo_checked(r: np.ndarray, group_size: Any, group_ids: Any, eps: Any) -> np.ndarray:
+    """:func:`grpo_advantages` of rewards already read by :func:`reward_array`."""
     eps = finite_value(eps, "eps")
     if eps <= 0:  # eps = 0 divides 0 by 0 in a group of equal rewards
         raise ValueError(f"eps: must be > 0, got {eps}")
@@ -170,7 +198,7 @@ def grpo_advantages(
         raise ValueError(
             "rewards: too large for GRPO in float64 (a group's mean or std overflows); rescale them"
         )
-    return _back(out, device)
+    return out
 
 
 def reward_array(rewards: Any) -> np.ndarray:
@@ -210,11 +238,9 @@ def _grouped(r: np.ndarray, group_ids: Any, eps: float) -> np.ndarray:
     if r.size and counts.min() < 2:
         lone = ids[np.flatnonzero(counts[inverse] < 2)[0]].item()
         raise ValueError(f"group_ids: group {lone!r} has 1 rollout; GRPO needs >= 2")
-    sums = np.bincount(inverse, weights=r)
-    mean = sums / counts
-    dev = r - mean[inverse]
-    std = np.sqrt(np.bincount(inverse, weights=dev * dev) / (counts - 1))
-    return dev / (std[inverse] + eps)
+    # The ids become dense group indices here; the formula is the Rust core's, the one
+    # that consecutive groups use too.
+    return _core.grpo_advantages_grouped(r, inverse.astype(np.uint32).reshape(-1), eps)
 
 
 def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.ndarray:

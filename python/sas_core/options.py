@@ -141,23 +141,6 @@ class SASOptions:
         if self.think_end is not None and not isinstance(self.think_end, str):
             raise TypeError(f"think_end: must be a string or None, got {self.think_end!r}")
 
-    def core_args(self) -> tuple[float, str, str, str, int]:
-        """(ratio, mode, selection, granularity, seed): the order the Rust core takes."""
-        return (self.ratio, self.mode, self.selection, self.granularity, self.seed)
-
-    def selection_kwargs(self, seed: int | None = None) -> dict[str, Any]:
-        """The keywords of the padded selection calls (``sas_token_selection``,
-        ``sas_token_advantages``): ratio, mode, selection, granularity, nonfinite, and
-        ``seed`` (this run's, or a per-batch one derived from it)."""
-        return {
-            "ratio": self.ratio,
-            "mode": self.mode,
-            "selection": self.selection,
-            "granularity": self.granularity,
-            "seed": self.seed if seed is None else seed,
-            "nonfinite": self.nonfinite,
-        }
-
     def replace(self, **changes: Any) -> SASOptions:
         """A copy with ``changes`` applied (and validated)."""
         return type(self)(**{**asdict(self), **changes})

@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.masks import StepSelection, _back, _torch_device, option_args
+from sas_core.masks import StepSelection, _back, _torch_device, finite_or_raise, unselect_rows
+from sas_core.options import SASOptions
 from sas_core.token_bytes import tokenizer_token_bytes
 
 __all__ = ["StepSegmenter", "model_vocab_rows"]
@@ -137,30 +138,34 @@ class StepSegmenter:
             n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
             and the response tokens those cover. Errors name the row.
         """
-        core_args = option_args(ratio, mode, selection, granularity, seed)
-        return self._keep_mask_padded(
+        options = SASOptions(
+            ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed
+        )
+        return self.keep_mask_padded(
             *_arrays.padded_numpy(response_ids, logprobs, action_mask, correct),
-            core_args,
+            options,
             num_threads,
         )
 
-    def _keep_mask_padded(
+    def keep_mask_padded(
         self,
         response_ids: np.ndarray,
         logprobs: np.ndarray,
         action_mask: np.ndarray,
         correct: np.ndarray,
-        core_args: tuple[float, str, str, str, int],
-        num_threads: int | None,
+        options: SASOptions,
+        num_threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`select_padded` with options already checked (``SASOptions.core_args``),
-        for callers that hold an options object: they are not validated twice."""
+        """:meth:`select_padded` for callers that hold checked numpy arrays of the
+        core's dtypes (int32/int64 ids, float32/float64 log-probs, bool mask and
+        ``correct``) and a :class:`SASOptions`, which the Rust core reads directly: the
+        options are not validated twice."""
         return self._table.keep_mask_padded(
             _arrays.c_order(response_ids),
             _arrays.c_order(logprobs),
             _arrays.c_order(action_mask),
             _arrays.c_order(correct),
-            *core_args,
+            options,
             _arrays.threads_value(num_threads),
         )
 
@@ -202,6 +207,7 @@ class StepSegmenter:
         selection: str = "confidence",
         granularity: str = "step",
         seed: int = 0,
+        nonfinite: str = "raise",
         num_threads: int | None = None,
     ) -> StepSelection:
         """Segments and selects in one fused pass: ``select_steps(segment(ids), ...)``.
@@ -209,14 +215,18 @@ class StepSegmenter:
         Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
         ids. Step ids never leave the Rust core (no batch-sized intermediate array).
         """
+        options = SASOptions(
+            ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
+            nonfinite=nonfinite,
+        )  # fmt: skip
+        cu = _arrays.cu_seqlens_array(cu_seqlens)
+        lps, bad = finite_or_raise(_arrays.float_array(logprobs, "logprobs"), options)
         keep, n_units, n_selected = self._table.sas_mask(
-            _arrays.int_array(token_ids, "token_ids"),
-            _arrays.float_array(logprobs, "logprobs"),
-            _arrays.cu_seqlens_array(cu_seqlens),
-            _arrays.bool_array(correct, "correct"),
-            *option_args(ratio, mode, selection, granularity, seed),
-            _arrays.threads_value(num_threads),
-        )
+            _arrays.int_array(token_ids, "token_ids"), lps, cu,
+            _arrays.bool_array(correct, "correct"), options, _arrays.threads_value(num_threads),
+        )  # fmt: skip
+        if bad is not None:
+            unselect_rows(bad, cu, keep, n_selected)
         device = _torch_device(token_ids, logprobs, cu_seqlens, correct)
         return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from sas_core import _arrays
 from sas_core._core import unit_key
-from sas_core.masks import grpo_advantages, reward_array
+from sas_core.masks import grpo_checked, reward_array
 from sas_core.options import SASOptions, finite_value
 from sas_core.stats import SASStats, batch_stats, rollout_stats
 
@@ -80,29 +80,22 @@ def sas_advantages(
             rollout on kept tokens, 0 on selected steps and off the mask.
         stats: see :func:`sas_token_advantages`.
     """
-    _check_2d("response_ids", response_ids, None)
-    b = response_ids.shape[0]
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    b = shape[0]
     if not _arrays.is_torch(rewards) or tuple(rewards.shape) != (b,):
         raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
     reward_np = reward_array(rewards)
     if correct is None:
         correct = reward_np > finite_value(correct_threshold, "correct_threshold")
-    rollout_adv = grpo_advantages(reward_np, group_size, group_ids=group_ids, eps=eps)
-    return sas_token_advantages(
-        response_ids,
-        logprobs,
-        action_mask,
-        rollout_adv,
-        correct,
-        segmenter,
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
+    rollout_adv = grpo_checked(reward_np, group_size, group_ids, eps)
+    options = SASOptions(
+        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
         nonfinite=nonfinite,
-        num_threads=num_threads,
-    )
+    )  # fmt: skip
+    return _token_advantages(
+        shape, response_ids, logprobs, action_mask, rollout_adv, correct, segmenter, options,
+        num_threads,
+    )  # fmt: skip
 
 
 class TokenSelection(NamedTuple):
@@ -219,8 +212,8 @@ def _padded_core(
         bad_rows = bad.any(axis=1)
         if bad_rows.any():
             lp_np = np.where(bad, 0.0, lp_np).astype(lp_np.dtype)
-    keep, n_units, n_selected, n_zeroed = segmenter._keep_mask_padded(
-        ids.cpu().contiguous().numpy(), lp_np, mask, correct, options.core_args(), num_threads
+    keep, n_units, n_selected, n_zeroed = segmenter.keep_mask_padded(
+        ids.cpu().contiguous().numpy(), lp_np, mask, correct, options, num_threads
     )
     picked = TokenSelection(keep, n_units, n_selected, n_zeroed, bad_rows)
     if bad_rows.any():
@@ -287,10 +280,12 @@ def _select(
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
+    shape: tuple[int, ...] | None = None,
 ) -> tuple[TokenSelection, np.ndarray, np.ndarray]:
     """The checked padded call: (selection with a numpy keep, (B, A) bool mask, (B,)
-    bool correct)."""
-    shape = _check_padded(response_ids, logprobs, action_mask)
+    bool correct). ``shape``: the tensors were already checked (by the caller)."""
+    if shape is None:
+        shape = _check_padded(response_ids, logprobs, action_mask)
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     mask = _mask_array(action_mask)
     picked = _padded_core(response_ids, logprobs, mask, correct_np, segmenter, options, num_threads)
@@ -335,22 +330,36 @@ def sas_token_advantages(
     ``nonfinite``: "raise" (default) or "keep" (a rollout with NaN/inf log-probs keeps
     its whole advantage; for long runs that must survive one bad rollout).
     """
+    shape = _check_padded(response_ids, logprobs, action_mask)
+    options = SASOptions(
+        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
+        nonfinite=nonfinite,
+    )  # fmt: skip
+    return _token_advantages(
+        shape, response_ids, logprobs, action_mask, rollout_advantages, correct, segmenter,
+        options, num_threads,
+    )  # fmt: skip
+
+
+def _token_advantages(
+    shape: tuple[int, ...],
+    response_ids: torch.Tensor,
+    logprobs: torch.Tensor,
+    action_mask: torch.Tensor,
+    rollout_advantages: Any,
+    correct: Any,
+    segmenter: StepSegmenter,
+    options: SASOptions,
+    num_threads: int | None,
+) -> tuple[torch.Tensor, SASStats]:
+    """:func:`sas_token_advantages` on checked tensors and options."""
     import torch
 
-    shape = _check_padded(response_ids, logprobs, action_mask)
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
     _arrays.representable(adv, _numpy_dtype(logprobs.dtype), "rollout_advantages")
-    options = SASOptions(
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
-        nonfinite=nonfinite,
-    )
     picked, mask, correct_np = _select(
-        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads
+        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads, shape
     )
     n_units, n_selected, n_zeroed, bad_rows = picked[1:]
     dtype, device = logprobs.dtype, logprobs.device

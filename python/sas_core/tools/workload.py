@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,20 @@ class Workload:
             self.cu_seqlens.tolist(),
             self.correct.tolist(),
         )
+
+    def padded(self) -> tuple[Any, Any, Any, Any]:
+        """(B, A) torch ids (int64), log-probs (float32) and mask (bool), right-padded to
+        the longest rollout, and (B,) rewards: the batch as a trainer holds it."""
+        import torch
+
+        lengths = np.diff(self.cu_seqlens)
+        b, a = lengths.size, int(lengths.max(initial=1))
+        mask = torch.arange(a)[None, :] < torch.from_numpy(lengths)[:, None]
+        ids = torch.zeros((b, a), dtype=torch.long)
+        lps = torch.zeros((b, a), dtype=torch.float32)
+        ids[mask] = torch.from_numpy(self.token_ids)
+        lps[mask] = torch.from_numpy(self.logprobs)
+        return ids, lps, mask, torch.from_numpy(self.rewards)
 
     def subsample(self, n_rollouts: int) -> Workload:
         """The first ``n_rollouts`` rollouts (for slow contenders)."""

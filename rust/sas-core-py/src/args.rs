@@ -6,7 +6,7 @@
 use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use sas_core::{Granularity, Mode, SelectOptions, Selection};
+use sas_core::{Granularity, Mode, SelectOptions, SelectionRule};
 
 use crate::error::{not_contiguous, to_py, type_error};
 
@@ -141,21 +141,33 @@ macro_rules! option_arg {
 }
 
 option_arg!(ModeArg, Mode, "mode");
-option_arg!(SelectionArg, Selection, "selection");
+option_arg!(SelectionRuleArg, SelectionRule, "selection");
 option_arg!(GranularityArg, Granularity, "granularity");
 
-pub fn options(
-    ratio: f64,
-    mode: ModeArg,
-    selection: SelectionArg,
-    granularity: GranularityArg,
-    seed: u64,
-) -> SelectOptions {
-    SelectOptions {
-        ratio,
-        mode: mode.0,
-        selection: selection.0,
-        granularity: granularity.0,
-        seed,
+/// The selection options, read from the attributes of one Python object (a
+/// `sas_core.options.SASOptions`, checked there once): `ratio`, `mode`, `selection`,
+/// `granularity`, `seed`. As jiter and pydantic-core read their config objects; errors
+/// name the attribute.
+pub struct OptionsArg(pub SelectOptions);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let get = |name: &str| {
+            obj.getattr(name).map_err(|_| {
+                type_error(
+                    "options",
+                    &format!("a sas_core.SASOptions (no attribute `{name}`)"),
+                )
+            })
+        };
+        Ok(Self(SelectOptions {
+            ratio: extract(&get("ratio")?, "ratio", "a float")?,
+            mode: get("mode")?.extract::<ModeArg>()?.0,
+            selection: get("selection")?.extract::<SelectionRuleArg>()?.0,
+            granularity: get("granularity")?.extract::<GranularityArg>()?.0,
+            seed: extract(&get("seed")?, "seed", "an integer in [0, 2**64)")?,
+        }))
     }
 }

@@ -14,10 +14,7 @@ use pyo3::types::PyBytes;
 use sas_core::parallel::default_threads;
 use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
 
-use args::{
-    dispatch, extract, options, slice, with_ids, with_logprobs, GranularityArg, Ids, LogProbs,
-    ModeArg, SelectionArg,
-};
+use args::{dispatch, extract, slice, with_ids, with_logprobs, Ids, LogProbs, OptionsArg};
 use error::{to_py, type_error};
 
 const IDS: &str = "a numpy array of int32 or int64";
@@ -92,8 +89,8 @@ impl PyStepTable {
     }
 
     /// Fused segmentation + selection from packed token ids (see `_core.pyi`).
-    #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, ratio, mode, selection, granularity, seed, num_threads = None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, options, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // six from Python, plus self and py
     fn sas_mask<'py>(
         &self,
         py: Python<'py>,
@@ -101,14 +98,10 @@ impl PyStepTable {
         logprobs: &Bound<'py, PyAny>,
         cu_seqlens: PyReadonlyArray1<'py, i64>,
         correct: PyReadonlyArray1<'py, bool>,
-        ratio: f64,
-        mode: ModeArg,
-        selection: SelectionArg,
-        granularity: GranularityArg,
-        seed: u64,
+        options: OptionsArg,
         num_threads: Option<usize>,
     ) -> PyResult<MaskOut<'py>> {
-        let opts = options(ratio, mode, selection, granularity, seed);
+        let opts = options.0;
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
         let cu = slice(&cu_seqlens, "cu_seqlens")?;
@@ -124,8 +117,8 @@ impl PyStepTable {
     }
 
     /// The keep mask of a padded (B, A) batch and its counts (see `_core.pyi`).
-    #[pyo3(signature = (response_ids, logprobs, action_mask, correct, ratio, mode, selection, granularity, seed, num_threads = None))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (response_ids, logprobs, action_mask, correct, options, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // six from Python, plus self and py
     fn keep_mask_padded<'py>(
         &self,
         py: Python<'py>,
@@ -133,14 +126,10 @@ impl PyStepTable {
         logprobs: &Bound<'py, PyAny>,
         action_mask: numpy::PyReadonlyArray2<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
-        ratio: f64,
-        mode: ModeArg,
-        selection: SelectionArg,
-        granularity: GranularityArg,
-        seed: u64,
+        options: OptionsArg,
         num_threads: Option<usize>,
     ) -> PyResult<PaddedOut<'py>> {
-        let opts = options(ratio, mode, selection, granularity, seed);
+        let opts = options.0;
         let ids: Ids = extract(response_ids, "response_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
@@ -199,22 +188,17 @@ impl PyStepTable {
 
 /// Keep mask plus per-rollout unit and selection counts (see `_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, ratio, mode, selection, granularity, seed, num_threads = None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, options, num_threads = None))]
 fn keep_mask<'py>(
     py: Python<'py>,
     step_ids: PyReadonlyArray1<'py, i32>,
     logprobs: &Bound<'py, PyAny>,
     cu_seqlens: PyReadonlyArray1<'py, i64>,
     correct: PyReadonlyArray1<'py, bool>,
-    ratio: f64,
-    mode: ModeArg,
-    selection: SelectionArg,
-    granularity: GranularityArg,
-    seed: u64,
+    options: OptionsArg,
     num_threads: Option<usize>,
 ) -> PyResult<MaskOut<'py>> {
-    let opts = options(ratio, mode, selection, granularity, seed);
+    let opts = options.0;
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
     let step_ids = slice(&step_ids, "step_ids")?;
     let cu = slice(&cu_seqlens, "cu_seqlens")?;
@@ -239,6 +223,21 @@ fn grpo_advantages<'py>(
 ) -> PyResult<Bound<'py, PyArray1<f64>>> {
     let r = slice(&rewards, "rewards")?;
     let adv = sas_core::grpo_advantages(r, group_size, eps).map_err(to_py)?;
+    Ok(PyArray1::from_vec(py, adv))
+}
+
+/// GRPO advantages of groups given per rollout (see `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (rewards, groups, eps))]
+fn grpo_advantages_grouped<'py>(
+    py: Python<'py>,
+    rewards: PyReadonlyArray1<'py, f64>,
+    groups: PyReadonlyArray1<'py, u32>,
+    eps: f64,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let r = slice(&rewards, "rewards")?;
+    let g = slice(&groups, "groups")?;
+    let adv = sas_core::grpo::grpo_advantages_grouped(r, g, eps).map_err(to_py)?;
     Ok(PyArray1::from_vec(py, adv))
 }
 
@@ -274,6 +273,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStepTable>()?;
     m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
+    m.add_function(wrap_pyfunction!(grpo_advantages_grouped, m)?)?;
     m.add_function(wrap_pyfunction!(unit_key, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -116,7 +116,7 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Mode, Selection};
+    use crate::options::{Mode, SelectionRule};
     use crate::segment_packed;
     use crate::testutil;
 
@@ -136,7 +136,7 @@ mod tests {
             let correct: Vec<bool> = (0..b).map(|_| next() % 2 == 0).collect();
             let packed = Packed::new(&cu).unwrap();
             for mode in [Mode::Both, Mode::Correct, Mode::Failed] {
-                for selection in [Selection::Confidence, Selection::Random] {
+                for selection in [SelectionRule::Confidence, SelectionRule::Random] {
                     for granularity in [Granularity::Step, Granularity::Token] {
                         let opts = SelectOptions {
                             ratio: 0.3,
@@ -163,7 +163,7 @@ mod tests {
         let o = SelectOptions {
             ratio: 0.3,
             mode: Mode::Both,
-            selection: Selection::Confidence,
+            selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
         };

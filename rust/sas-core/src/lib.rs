@@ -1,4 +1,4 @@
-//! Step-level Advantage Selection (SAS) over packed batches of RL rollouts.
+//! Step-level Advantage SelectionRule (SAS) over packed batches of RL rollouts.
 //!
 //! A batch is *packed*: the response tokens of all rollouts lie end to end in one flat
 //! array, and `cu_seqlens` (length B+1, starting at 0) marks where each rollout begins.
@@ -37,7 +37,7 @@ pub use confidence::{LaneSum, LogProb};
 pub use error::{Result, SasError};
 pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;
-pub use options::{n_selected, Granularity, Mode, SelectOptions, Selection};
+pub use options::{n_selected, Granularity, Mode, SelectOptions, SelectionRule};
 pub use packed::Packed;
 pub use padded::{keep_mask_padded, Padded, PaddedSelection};
 pub use rng::unit_key;

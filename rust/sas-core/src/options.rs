@@ -14,7 +14,7 @@ pub enum Mode {
 
 /// How units are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Selection {
+pub enum SelectionRule {
     Confidence,
     Random,
 }
@@ -54,11 +54,11 @@ impl Mode {
     }
 }
 
-impl Selection {
+impl SelectionRule {
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "confidence" => Ok(Selection::Confidence),
-            "random" => Ok(Selection::Random),
+            "confidence" => Ok(SelectionRule::Confidence),
+            "random" => Ok(SelectionRule::Random),
             _ => Err(unknown("selection", s, "'confidence', 'random'")),
         }
     }
@@ -80,7 +80,7 @@ pub struct SelectOptions {
     /// Fraction r of each rollout's units to select, in [0, 1].
     pub ratio: f64,
     pub mode: Mode,
-    pub selection: Selection,
+    pub selection: SelectionRule,
     pub granularity: Granularity,
     /// Seed of random selection (see [`crate::rng::unit_key`]).
     pub seed: u64,
@@ -92,7 +92,7 @@ impl Default for SelectOptions {
         SelectOptions {
             ratio: 0.3,
             mode: Mode::Both,
-            selection: Selection::Confidence,
+            selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
         }
@@ -137,7 +137,7 @@ mod tests {
     #[test]
     fn parse_names_the_option() {
         assert_eq!(Mode::parse("all").unwrap_err().arg, "mode");
-        assert_eq!(Selection::parse("top").unwrap_err().arg, "selection");
+        assert_eq!(SelectionRule::parse("top").unwrap_err().arg, "selection");
         assert_eq!(Granularity::parse("line").unwrap_err().arg, "granularity");
         assert_eq!(Granularity::parse("token").unwrap(), Granularity::Token);
     }

@@ -176,7 +176,7 @@ pub fn keep_mask_padded<I: TokenId, L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Mode, Selection};
+    use crate::options::{Mode, SelectionRule};
     use crate::testutil;
     use crate::{keep_mask_packed, segment_packed};
 
@@ -209,7 +209,7 @@ mod tests {
                 let opts = SelectOptions {
                     ratio: 0.4,
                     mode: Mode::Both,
-                    selection: Selection::Confidence,
+                    selection: SelectionRule::Confidence,
                     granularity,
                     seed: 1,
                 };

@@ -7,7 +7,7 @@
 
 use crate::confidence::{check_finite, slice_mean, LaneSum, LogProb};
 use crate::error::{Result, SasError};
-use crate::options::{n_selected, Granularity, SelectOptions, Selection};
+use crate::options::{n_selected, Granularity, SelectOptions, SelectionRule};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
 use crate::rng::unit_key;
@@ -202,9 +202,9 @@ pub(crate) fn choose_units(
     // Rewrite each unit's key so that the k smallest (key, id) pairs are the selection.
     for u in units.iter_mut() {
         u.0 = match opts.selection {
-            Selection::Random => unit_key(opts.seed, index as u64, u.1 as u64),
-            Selection::Confidence if correct => float_key(f64::from_bits(u.0)),
-            Selection::Confidence => float_key(-f64::from_bits(u.0)),
+            SelectionRule::Random => unit_key(opts.seed, index as u64, u.1 as u64),
+            SelectionRule::Confidence if correct => float_key(f64::from_bits(u.0)),
+            SelectionRule::Confidence => float_key(-f64::from_bits(u.0)),
         };
     }
     if k < n {
@@ -291,7 +291,7 @@ mod tests {
         SelectOptions {
             ratio,
             mode: Mode::Both,
-            selection: Selection::Confidence,
+            selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
         }

@@ -21,10 +21,15 @@ from sas_core.integrations.openrlhf.compat import (
     UnsupportedOpenRLHF,
     check_openrlhf_version,
 )
-from sas_core.integrations.openrlhf.options import SASOptions, add_sas_arguments
+from sas_core.integrations.openrlhf.options import (
+    OpenRLHFSASOptions,
+    SASOptions,
+    add_sas_arguments,
+)
 
 __all__ = [
     "SUPPORTED",
+    "OpenRLHFSASOptions",
     "SASOptions",
     "UnsupportedOpenRLHF",
     "add_sas_arguments",

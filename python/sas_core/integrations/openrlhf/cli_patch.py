@@ -10,7 +10,7 @@ OpenRLHF has no plugin hook, so while its CLI parses, two functions are wrapped 
   ``--algo.advantage.estimator X``. Other parsers are left alone.
 * ``openrlhf.utils.config.hierarchize``: puts a :class:`SASOptions` at
   ``args.algo.advantage.sas``. OpenRLHF pickles ``args`` into its Ray actors, and
-  unpickling that object installs the estimator there (see ``options.py``).
+  unpickling that object installs the estimator there (see ``estimator.py``).
 
 Both are undone as soon as OpenRLHF has its hierarchized ``args``, before training.
 Two callers put them in place: ``sas-openrlhf-train`` (``launcher.py``) and the
@@ -36,9 +36,11 @@ from collections.abc import Callable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from sas_core.integrations.openrlhf import gpu_stack
+# `estimator` registers that the options built here, pickled into OpenRLHF's actors
+# with its args, install the estimator there when unpickled.
+from sas_core.integrations.openrlhf import estimator, gpu_stack  # noqa: F401
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
-from sas_core.integrations.openrlhf.options import PREFIX, SASOptions, add_sas_arguments
+from sas_core.integrations.openrlhf.options import PREFIX, OpenRLHFSASOptions, add_sas_arguments
 
 __all__ = [
     "CLI_MODULE",
@@ -93,13 +95,13 @@ def _extend_parser(parser: argparse.ArgumentParser) -> bool:
     return True
 
 
-def _sas_options(args: SimpleNamespace, parser: argparse.ArgumentParser) -> SASOptions:
+def _sas_options(args: SimpleNamespace, parser: argparse.ArgumentParser) -> OpenRLHFSASOptions:
     raw = vars(args.algo.advantage.sas)
     seed = raw.get("seed")
     if seed is None:
         seed = int(getattr(args.train, "seed", 0) or 0)
     try:
-        options = SASOptions(**{**raw, "seed": seed})
+        options = OpenRLHFSASOptions(**{**raw, "seed": seed})
     except ValueError as e:
         parser.error(f"--{PREFIX}.{e}")
     if args.algo.advantage.estimator == "sas":

@@ -1,9 +1,12 @@
-"""``sas`` as an advantage estimator of OpenRLHF's ``RemoteExperienceMaker``.
+"""``sas`` as an advantage estimator of OpenRLHF's ``RemoteExperienceMaker``: the
+version gate and the patch (the batch adapter is ``batch.py``).
 
 OpenRLHF 0.11 computes advantages in ``RemoteExperienceMaker.compute_advantages_and_returns``
 inside the ``PPOTrainer`` (or async ``TrainingActor``) Ray actor. :func:`install` wraps
-that method in the current process; :class:`~.options.SASOptions` calls it when it is
-unpickled, so every actor that receives OpenRLHF's ``args`` has it.
+that method in the current process. This module also registers how an
+:class:`~.options.OpenRLHFSASOptions` pickles (``copyreg``): unpickling one calls
+:func:`install`, so every actor that receives OpenRLHF's ``args`` has the estimator
+(the driver imports this module through ``cli_patch`` before it pickles them).
 
 For ``--algo.advantage.estimator sas`` the wrapper runs OpenRLHF's own code path as
 ``group_norm`` (GRPO, after its length penalties and KL reward shaping), then multiplies
@@ -15,19 +18,21 @@ from the raw verifier ``scores``. Any other estimator runs OpenRLHF's code uncha
 from __future__ import annotations
 
 import copy
+import copyreg
 import functools
+import sys
 import threading
-from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 import torch
 
-from sas_core._core import unit_key
+from sas_core.integrations._patching import MARK, is_patched, mark, patch_attr
+from sas_core.integrations.openrlhf.batch import apply_sas, experience_seed
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
-from sas_core.integrations.openrlhf.options import SASOptions
+from sas_core.integrations.openrlhf.options import OpenRLHFSASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.stats import warn_nonfinite_once
-from sas_core.torch_api import sas_batch_step
 
 __all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]
 
@@ -36,70 +41,7 @@ ESTIMATOR = "sas"
 BASE_ESTIMATOR = "group_norm"
 
 _install_lock = threading.Lock()
-_MARK = "__sas_core_original__"
-
-
-def experience_seed(seed: int, call: int, index: int) -> int:
-    """Seed of random selection for the ``index``-th experience of the ``call``-th
-    advantage computation: distinct draws per training step and micro-batch (what
-    :func:`sas_batch_step` derives from ``call`` and ``index``)."""
-    return unit_key(seed, call, index)
-
-
-def _ranking_logprobs(exp: Any, options: SASOptions) -> torch.Tensor:
-    if options.logprobs == "action":
-        return exp.action_log_probs
-    if exp.rollout_log_probs is None:
-        raise ValueError(
-            "logprobs: --algo.advantage.sas.logprobs rollout needs vLLM's log-probs, "
-            "which OpenRLHF records only with --algo.advantage.is_correction_level token|seq"
-        )
-    return exp.rollout_log_probs
-
-
-def apply_sas(
-    experiences: Sequence[Any],
-    scores: Sequence[torch.Tensor],
-    options: SASOptions,
-    segmenter: StepSegmenter,
-    *,
-    call: int = 0,
-) -> int:
-    """Zeroes the advantages of the selected steps of each experience, in place: one
-    :func:`sas_core.torch_api.sas_batch_step` per experience, on its response tokens
-    ``sequences[:, 1:]`` under ``action_mask`` (``truncated``: OpenRLHF's
-    ``finish_reason == "length"`` flags, when the rollout recorded them).
-
-    Args:
-        experiences: OpenRLHF ``Experience`` batches whose ``advantages`` (B, A) are set.
-        scores: per experience, B raw verifier scores that decide correctness.
-        options: the run's SAS options.
-        segmenter: the tokenizer's step segmenter.
-        call: index of this advantage computation (varies random selection).
-
-    Adds the per-sample ``sas/...`` statistics of :mod:`sas_core.stats` to each
-    ``experience.info`` (OpenRLHF averages them over samples when it logs). Returns the
-    number of rollouts left unselected for NaN/inf log-probs (``nonfinite="keep"``).
-    """
-    nonfinite = 0
-    for j, (exp, score) in enumerate(zip(experiences, scores, strict=True)):
-        step = sas_batch_step(
-            exp.sequences[:, 1:],
-            _ranking_logprobs(exp, options),
-            exp.action_mask,
-            exp.advantages,
-            score,
-            segmenter,
-            options,
-            truncated=exp.truncated,
-            call=call,
-            index=j,
-        )
-        exp.advantages = step.advantages
-        for key, value in step.per_rollout.items():
-            exp.info[key] = torch.from_numpy(value).float()
-        nonfinite += step.nonfinite_rollouts
-    return nonfinite
+_MARK = MARK  # the shared marker of sas-core's patches
 
 
 class _View:
@@ -129,7 +71,7 @@ def _as_base_estimator(maker: Any) -> _View:
     )
 
 
-def _segmenter(maker: Any, options: SASOptions) -> StepSegmenter:
+def _segmenter(maker: Any, options: OpenRLHFSASOptions) -> StepSegmenter:
     seg = maker.__dict__.get("_sas_segmenter")
     if seg is None:
         # Sized to the actor's embedding rows: ids the policy can sample.
@@ -143,13 +85,13 @@ def _segmenter(maker: Any, options: SASOptions) -> StepSegmenter:
     return seg
 
 
-def _options(maker: Any) -> SASOptions:
+def _options(maker: Any) -> OpenRLHFSASOptions:
     options = getattr(maker.strategy.args.algo.advantage, "sas", None)
-    if not isinstance(options, SASOptions):
+    if not isinstance(options, OpenRLHFSASOptions):
         raise RuntimeError(
             "advantage estimator 'sas' needs its options in args.algo.advantage.sas: "
-            "start training with `sas-openrlhf-train` (or "
-            "`python -m sas_core.integrations.openrlhf`), not openrlhf.cli.train_ppo_ray"
+            "start training with `python -m openrlhf.cli.train_ppo_ray` where sas-core's "
+            "start-up hook is on, or with `sas-openrlhf-train`"
         )
     return options
 
@@ -173,19 +115,15 @@ def _wrap(original: Any) -> Any:
         warn_nonfinite_once(self, bad)
         return experiences
 
-    setattr(compute_advantages_and_returns, _MARK, original)
-    return compute_advantages_and_returns
+    return mark(compute_advantages_and_returns, original)
 
 
 def is_installed() -> bool:
     """Whether this process's ``RemoteExperienceMaker`` has the SAS estimator."""
-    import sys
-
     module = sys.modules.get("openrlhf.trainer.ppo_utils.experience_maker")
     if module is None:
         return False
-    method = module.RemoteExperienceMaker.compute_advantages_and_returns
-    return hasattr(method, _MARK)
+    return is_patched(module.RemoteExperienceMaker.compute_advantages_and_returns)
 
 
 def install() -> None:
@@ -198,6 +136,18 @@ def install() -> None:
     from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker
 
     with _install_lock:
-        method = RemoteExperienceMaker.compute_advantages_and_returns
-        if not hasattr(method, _MARK):
-            RemoteExperienceMaker.compute_advantages_and_returns = _wrap(method)
+        patch_attr(RemoteExperienceMaker, "compute_advantages_and_returns", _wrap)
+
+
+def _restore_options(fields: dict[str, Any]) -> OpenRLHFSASOptions:
+    """Unpickling in a Ray actor: the estimator first, before OpenRLHF's trainer builds
+    its experience maker, then the options."""
+    install()
+    return OpenRLHFSASOptions(**fields)
+
+
+def _reduce_options(options: OpenRLHFSASOptions) -> tuple[Any, tuple[dict[str, Any]]]:
+    return (_restore_options, (asdict(options),))
+
+
+copyreg.pickle(OpenRLHFSASOptions, _reduce_options)

@@ -1,12 +1,9 @@
-"""The SAS options on OpenRLHF's command line, and the object that carries them.
+"""The SAS options on OpenRLHF's command line: :class:`OpenRLHFSASOptions`.
 
 The options live under ``--algo.advantage.sas.*`` (OpenRLHF 0.11's dotted style), so
-after OpenRLHF's ``hierarchize`` they sit at ``args.algo.advantage.sas``. There they are
-a :class:`SASOptions`: OpenRLHF pickles ``args`` (inside its ``DeepspeedStrategy``) into
-every Ray actor it starts, and unpickling a ``SASOptions`` installs the estimator in
-that process. That is how the patch reaches the ``PPOTrainer`` actor, where advantages
-are computed, whether the job was started by the launcher directly or by
-``ray job submit``.
+after OpenRLHF's ``hierarchize`` they sit at ``args.algo.advantage.sas``. OpenRLHF
+pickles ``args`` into every Ray actor it starts; how unpickling them there installs the
+estimator is ``estimator.py``'s business, not this module's.
 """
 
 from __future__ import annotations
@@ -14,22 +11,29 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from sas_core import options as core_options
 from sas_core.options import GRANULARITIES, MODES, NONFINITE, SELECTIONS, SHIELDS, NonFinite
 
-__all__ = ["LOGPROB_SOURCES", "PREFIX", "SHIELDS", "SASOptions", "add_sas_arguments"]
+__all__ = [
+    "LOGPROB_SOURCES",
+    "PREFIX",
+    "SHIELDS",
+    "OpenRLHFSASOptions",
+    "SASOptions",
+    "add_sas_arguments",
+]
 
 PREFIX = "algo.advantage.sas"
 LOGPROB_SOURCES = ("action", "rollout")
 
 
 @dataclass(frozen=True)
-class SASOptions(core_options.SASOptions):
-    """SAS settings of one training run: :class:`sas_core.options.SASOptions` plus the
-    source of the ranking log-probs (see ``add_sas_arguments`` for their meaning)."""
+class OpenRLHFSASOptions(core_options.SASOptions):
+    """SAS settings of one OpenRLHF run: :class:`sas_core.options.SASOptions` plus the
+    source of the ranking log-probs, ``logprobs`` (see ``add_sas_arguments``)."""
 
     nonfinite: NonFinite = "keep"  # a long run survives one bad rollout (warned once)
     logprobs: str = "action"
@@ -38,17 +42,9 @@ class SASOptions(core_options.SASOptions):
         super().__post_init__()
         core_options.choice(self.logprobs, "logprobs", LOGPROB_SOURCES)
 
-    def __reduce__(self) -> tuple[Any, tuple[dict[str, Any]]]:
-        # Unpickling (in a Ray actor) installs the estimator before OpenRLHF's trainer
-        # builds its experience maker.
-        return (_unpickle, (asdict(self),))
 
-
-def _unpickle(fields: dict[str, Any]) -> SASOptions:
-    from sas_core.integrations.openrlhf.estimator import install
-
-    install()
-    return SASOptions(**fields)
+SASOptions = OpenRLHFSASOptions
+"""The name this class had before 0.1 settled on one options class per framework."""
 
 
 def _checked(
@@ -83,7 +79,7 @@ def add_sas_arguments(parser: argparse.ArgumentParser) -> None:
     def add(name: str, **kwargs: Any) -> None:
         group.add_argument(f"--{PREFIX}.{name}", f"--sas_{name}", dest=f"{PREFIX}.{name}", **kwargs)
 
-    defaults = SASOptions()
+    defaults = OpenRLHFSASOptions()
     add(
         "ratio",
         type=_ratio,

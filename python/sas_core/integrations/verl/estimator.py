@@ -18,34 +18,45 @@ Facts of verl 0.9.1's source this relies on:
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import sys
 import threading
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
+from sas_core.integrations import _patching
+from sas_core.integrations._patching import MARK, mark
+from sas_core.integrations.verl import v1
+from sas_core.integrations.verl.batch import (
+    _RUN,
+    ESTIMATOR,
+    INPUTS,
+    META_KEY,
+    Inputs,
+    apply_sas,
+    bind,
+    local_model_path,
+    name_of,
+)
 from sas_core.integrations.verl.options import VerlSASOptions
-from sas_core.segmenter import StepSegmenter
 from sas_core.stats import warn_nonfinite_once
-from sas_core.torch_api import sas_batch_step
 
 __all__ = [
     "ESTIMATOR",
     "INPUTS",
+    "MARK",
+    "META_KEY",
     "Inputs",
     "UnsupportedVerl",
+    "apply_sas",
     "bind",
     "check_verl_version",
+    "local_model_path",
+    "name_of",
     "patch_module",
 ]
 
-ESTIMATOR = "sas"
-META_KEY = "sas_metrics"  # where the batch carries its sas/... statistics to the logger
-MARK = "__sas_core_original__"
 _lock = threading.Lock()
 
 
@@ -65,45 +76,6 @@ def check_verl_version() -> str:
         raise UnsupportedVerl(
             f"{e} (its trainer's advantage step is wrapped): pip install 'sas-core[verl]'"
         ) from None
-
-
-class _Run:
-    """What one training run's advantage step needs, bound when its trainer is built."""
-
-    def __init__(self) -> None:
-        self.segmenter: StepSegmenter | None = None
-        self.calls = 0
-        self._sas_warned_nonfinite = False
-
-
-_RUN = _Run()
-
-
-@dataclass
-class Inputs:
-    """What a trainer hands ``compute_advantage`` beside its ``DataProto``: verl's V1
-    trainer has no ``responses`` in it (:mod:`.v1`), nor a batch padded to the window."""
-
-    responses: torch.Tensor  # (bs, width) right-padded ids, rows in the batch's order
-    window: int  # rollout.response_length: a response this long was cut
-    real: np.ndarray | None = None  # (bs,) bool: not a synthetic padding sample of verl's
-    stats: dict = field(default_factory=dict)  # filled with the call's sas/... statistics
-
-
-# Set around one V1 advantage step by :mod:`.v1`; unset in the legacy trainer.
-INPUTS: contextvars.ContextVar[Inputs | None] = contextvars.ContextVar("sas_inputs", default=None)
-
-
-def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> StepSegmenter:
-    """Builds the segmenter from the actor's tokenizer, sized to the model's embedding
-    rows (``model``: a model, config, row count or local path); the trainer does this."""
-    _RUN.segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
-    _RUN.calls = 0
-    return _RUN.segmenter
-
-
-def name_of(adv_estimator: Any) -> str:
-    return getattr(adv_estimator, "value", adv_estimator)
 
 
 def _grpo_part(
@@ -135,81 +107,6 @@ def register() -> None:
         core_algos.register_adv_est(ESTIMATOR)(_grpo_part)
 
 
-def apply_sas(
-    data: Any,
-    options: VerlSASOptions,
-    segmenter: StepSegmenter,
-    *,
-    call: int,
-    inputs: Inputs | None = None,
-) -> dict:
-    """Zeroes the selected steps of ``data.batch["advantages"]`` in place; returns the
-    batch's ``sas/...`` statistics. ``data`` holds verl's final advantages, and its
-    ``responses`` unless ``inputs`` brings them (V1)."""
-    batch = data.batch
-    key = "old_log_probs" if options.logprobs == "old" else "rollout_log_probs"
-    # TensorDict refuses `key in td`: membership goes through keys()
-    if key not in batch.keys():  # noqa: SIM118
-        hint = (
-            "set actor_rollout_ref.rollout.calculate_log_probs=True"
-            if key == "rollout_log_probs"
-            else "the legacy trainer computes them unless rollout log-probs are used in bypass mode"
-        )
-        raise ValueError(
-            f"logprobs: algorithm.sas.logprobs={options.logprobs} needs {key} ({hint})"
-        )
-    if "token_level_scores" not in batch.keys():  # noqa: SIM118
-        raise ValueError("token_level_scores: the raw verifier scores decide correctness")
-    mask = batch["response_mask"]
-    responses = _responses(batch, mask, inputs)
-    scores = batch["token_level_scores"]
-    if scores.shape[0] != responses.shape[0]:
-        raise ValueError(
-            f"token_level_scores: {scores.shape[0]} rows for {responses.shape[0]} responses"
-        )
-    # Cut by the length limit: legacy pads to the window, so a response that fills its
-    # last position; V1 pads to the batch's longest response, so one as long as the window.
-    if inputs is not None:
-        cut = {"window": inputs.window}
-    elif mask.shape[1] == 0:  # a zero-width batch (verl's own grpo handles it too)
-        cut = {"truncated": torch.zeros(mask.shape[0], dtype=torch.bool)}
-    else:
-        cut = {"truncated": mask[:, -1]}
-    step = sas_batch_step(
-        responses,
-        batch[key],
-        mask,
-        batch["advantages"],
-        scores.detach().float().sum(dim=-1),
-        segmenter,
-        options,
-        **cut,
-        call=call,
-    )
-    batch["advantages"] = step.advantages
-    # As verl's own metrics: without the synthetic padding samples of V1's balancing.
-    return dict(step.stats(inputs.real if inputs is not None else None))
-
-
-def _responses(batch: Any, mask: torch.Tensor, inputs: Inputs | None) -> torch.Tensor:
-    if inputs is None:
-        if "responses" not in batch.keys():  # noqa: SIM118
-            raise ValueError("responses: the sas estimator segments the response token ids")
-        responses = batch["responses"]
-        if tuple(responses.shape) != tuple(mask.shape):
-            raise ValueError(
-                f"responses: shape {tuple(responses.shape)} does not match response_mask "
-                f"{tuple(mask.shape)}"
-            )
-        return responses
-    if tuple(inputs.responses.shape) != tuple(mask.shape):
-        raise ValueError(
-            f"responses: {tuple(inputs.responses.shape)} from the TransferQueue for a "
-            f"response_mask of {tuple(mask.shape)}"
-        )
-    return inputs.responses.to(mask.device)
-
-
 def _wrap_compute_advantage(original: Any) -> Any:
     @functools.wraps(original)
     def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
@@ -233,8 +130,7 @@ def _wrap_compute_advantage(original: Any) -> Any:
         warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
         return data
 
-    setattr(compute_advantage, MARK, original)
-    return compute_advantage
+    return mark(compute_advantage, original)
 
 
 def _wrap_data_metrics(original: Any) -> Any:
@@ -244,8 +140,7 @@ def _wrap_data_metrics(original: Any) -> Any:
         metrics.update(getattr(batch, "meta_info", {}).get(META_KEY, {}))
         return metrics
 
-    setattr(compute_data_metrics, MARK, original)
-    return compute_data_metrics
+    return mark(compute_data_metrics, original)
 
 
 def _wrap_legacy_init(original: Any) -> Any:
@@ -257,24 +152,10 @@ def _wrap_legacy_init(original: Any) -> Any:
             model = config.actor_rollout_ref.model.get("path")
             bind(tokenizer, local_model_path(model), think_end=options.think_end)
 
-    setattr(__init__, MARK, original)
-    return __init__
+    return mark(__init__, original)
 
 
-def local_model_path(path: Any) -> Any:
-    """verl copies hdfs/remote models locally; a local path or hub name is read as is."""
-    try:
-        from verl.utils.fs import copy_to_local
-
-        return copy_to_local(path) if path else None
-    except Exception:  # the segmenter then takes the tokenizer's size
-        return path
-
-
-def _patch_attr(owner: Any, name: str, wrap: Any) -> None:
-    current = getattr(owner, name)
-    if not hasattr(current, MARK):
-        setattr(owner, name, wrap(current))
+_patch_attr = _patching.patch_attr
 
 
 def patch_module(module: Any) -> None:
@@ -296,8 +177,6 @@ def patch_module(module: Any) -> None:
             _patch_attr(module, "compute_data_metrics", _wrap_data_metrics)
             _patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
         elif module.__name__.endswith("v1.trainer_base"):
-            from sas_core.integrations.verl import v1
-
             for name, wrap in v1.WRAPPERS.items():
                 _patch_attr(module.PPOTrainer, name, wrap)
             # v1/utils.py imported compute_advantage by name from ray_trainer, patched
@@ -322,8 +201,7 @@ def _refuse(module: Any, error: UnsupportedVerl) -> None:
                 raise error
             original(self, config, *args, **kwargs)
 
-        setattr(__init__, MARK, original)
-        return __init__
+        return mark(__init__, original)
 
     register_adv_est = getattr(module, "register_adv_est", None)
     registry = getattr(module, "ADV_ESTIMATOR_REGISTRY", {})

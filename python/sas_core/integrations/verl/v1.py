@@ -20,7 +20,7 @@ Facts of verl 0.9.1's ``verl/trainer/ppo/v1/trainer_base.py`` this relies on:
   outputs only in agent loops that restart their context.
 
 What ``responses`` V1 does not fetch, the wrapper of ``_compute_advantage`` fetches for
-the same keys and hands to ``compute_advantage`` through :data:`estimator.INPUTS`.
+the same keys and hands to ``compute_advantage`` through :data:`sas_batch.INPUTS`.
 """
 
 from __future__ import annotations
@@ -31,14 +31,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from sas_core.integrations.verl import estimator
+from sas_core.integrations._patching import mark
+from sas_core.integrations.verl import batch as sas_batch
 from sas_core.integrations.verl.options import VerlSASOptions
 
 __all__ = ["WRAPPERS", "fetch_responses"]
 
 
 def _is_sas(config: Any) -> bool:
-    return estimator.name_of(config.algorithm.adv_estimator) == estimator.ESTIMATOR
+    return sas_batch.name_of(config.algorithm.adv_estimator) == sas_batch.ESTIMATOR
 
 
 def _wrap_init(original: Any) -> Any:
@@ -48,8 +49,7 @@ def _wrap_init(original: Any) -> Any:
             VerlSASOptions.from_algorithm(config.algorithm)  # fails at start, naming the key
         original(self, config, *args, **kwargs)
 
-    setattr(__init__, estimator.MARK, original)
-    return __init__
+    return mark(__init__, original)
 
 
 def _wrap_init_tokenizer(original: Any) -> Any:
@@ -58,12 +58,11 @@ def _wrap_init_tokenizer(original: Any) -> Any:
         out = original(self, *args, **kwargs)
         if _is_sas(self.config):
             options = VerlSASOptions.from_algorithm(self.config.algorithm)
-            model = estimator.local_model_path(self.config.actor_rollout_ref.model.get("path"))
-            estimator.bind(self.tokenizer, model, think_end=options.think_end)
+            model = sas_batch.local_model_path(self.config.actor_rollout_ref.model.get("path"))
+            sas_batch.bind(self.tokenizer, model, think_end=options.think_end)
         return out
 
-    setattr(_init_tokenizer, estimator.MARK, original)
-    return _init_tokenizer
+    return mark(_init_tokenizer, original)
 
 
 def _check_one_output_per_session(keys: list[str]) -> None:
@@ -98,23 +97,22 @@ def _wrap_compute_advantage(original: Any) -> Any:
             return original(self, batch, metrics, *args, **kw)
         keys = list(batch.keys)
         _check_one_output_per_session(keys)
-        inputs = estimator.Inputs(
+        inputs = sas_batch.Inputs(
             responses=fetch_responses(keys, batch.partition_id),
             window=int(self.config.actor_rollout_ref.rollout.response_length),
             # verl's _balance_batch appends no-op samples tagged is_padding (one masked
             # token, their own uid); its metrics leave them out, and so do these
             real=np.array([not tag.get("is_padding", False) for tag in batch.tags], dtype=bool),
         )
-        token = estimator.INPUTS.set(inputs)
+        token = sas_batch.INPUTS.set(inputs)
         try:
             out = original(self, batch, metrics, *args, **kw)
         finally:
-            estimator.INPUTS.reset(token)
+            sas_batch.INPUTS.reset(token)
         metrics.update(inputs.stats)
         return out
 
-    setattr(_compute_advantage, estimator.MARK, original)
-    return _compute_advantage
+    return mark(_compute_advantage, original)
 
 
 # PPOTrainer attribute -> its wrapper (installed by estimator.patch_module)
