@@ -295,7 +295,7 @@ def test_args_from_openrlhfs_own_cli_carry_the_estimator_into_a_fresh_process(ho
         cwd=Path.home(),
     )  # fmt: skip
     assert got.returncode == 0, got.stderr.decode()[-3000:]
-    assert got.stdout.decode().split()[-4:] == ["False", "True", "SASOptions", "0.2"]
+    assert got.stdout.decode().split()[-4:] == ["False", "True", "OpenRLHFSASOptions", "0.2"]
 
 
 def test_the_launcher_keeps_stdout_to_the_usage_and_the_dry_run(hook_python):
