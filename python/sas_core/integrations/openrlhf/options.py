@@ -117,8 +117,9 @@ def add_sas_arguments(parser: argparse.ArgumentParser) -> None:
         choices=LOGPROB_SOURCES,
         default=defaults.logprobs,
         help="log-probs that rank the steps: action = the actor's recomputed pre-update "
-        "log-probs (default, as the authors' release); rollout = vLLM's sampling log-probs "
-        "(OpenRLHF records them only with --algo.advantage.is_correction_level token|seq)",
+        "log-probs (default; the authors' release ranks with these); rollout = the inference "
+        "engine's sampling log-probs (vLLM's; OpenRLHF records them only with "
+        "--algo.advantage.is_correction_level token|seq)",
     )
     add(
         "shield",

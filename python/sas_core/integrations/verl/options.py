@@ -17,11 +17,12 @@ LOGPROB_SOURCES = ("old", "rollout")
 
 @dataclass(frozen=True)
 class VerlSASOptions(core_options.SASOptions):
-    """:class:`sas_core.options.SASOptions` plus the source of the ranking log-probs:
-    ``old`` (the actor's recomputed pre-update log-probs, ``old_log_probs``; the
-    authors' release ranks with these) or ``rollout`` (the inference engine's,
-    ``rollout_log_probs``, recorded with ``actor_rollout_ref.rollout.calculate_log_probs``).
-    Same meanings and defaults as the OpenRLHF integration's options."""
+    """:class:`sas_core.options.SASOptions` plus the source of the ranking log-probs,
+    ``logprobs``: ``old``, the actor's recomputed pre-update log-probs (``old_log_probs``;
+    the authors' release ranks with these), or ``rollout``, the inference engine's
+    sampling log-probs (``rollout_log_probs``, recorded with
+    ``actor_rollout_ref.rollout.calculate_log_probs``). Same meanings and defaults as
+    :class:`~sas_core.integrations.openrlhf.options.OpenRLHFSASOptions`."""
 
     nonfinite: NonFinite = "keep"  # a long run survives one bad rollout (warned once)
     logprobs: str = "old"
