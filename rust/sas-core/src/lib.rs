@@ -1,4 +1,4 @@
-//! Step-level Advantage SelectionRule (SAS) over packed batches of RL rollouts.
+//! Step-level Advantage Selection (SAS) over packed batches of RL rollouts.
 //!
 //! A batch is *packed*: the response tokens of all rollouts lie end to end in one flat
 //! array, and `cu_seqlens` (length B+1, starting at 0) marks where each rollout begins.
