@@ -112,13 +112,18 @@ def select_steps(
     return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
 
 
-def finite_or_raise(lps: np.ndarray, options: SASOptions) -> tuple[np.ndarray, Any]:
-    """Packed log-probs for the core, and under ``nonfinite="keep"`` the (N,) bool mask
-    of the non-finite ones (None when all are finite), replaced by 0 in a copy so the
-    core ranks the rest; ``"raise"`` leaves them for the core, which names them."""
+def finite_or_raise(
+    lps: np.ndarray, options: SASOptions, where: np.ndarray | None = None
+) -> tuple[np.ndarray, Any]:
+    """Log-probs for the core, and under ``nonfinite="keep"`` the bool mask (``lps``'
+    shape) of the non-finite ones (None when all are finite), replaced by 0 in a copy so
+    the core ranks the rest; ``"raise"`` leaves them for the core, which names them.
+    ``where``: only these positions count (a padded batch's response tokens)."""
     if options.nonfinite != "keep":
         return lps, None
     bad = ~np.isfinite(lps)
+    if where is not None:
+        bad &= where
     if not bad.any():
         return lps, None
     return np.where(bad, 0.0, lps).astype(lps.dtype), bad

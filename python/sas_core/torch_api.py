@@ -8,7 +8,7 @@ import numpy as np
 
 from sas_core import _arrays
 from sas_core._core import unit_key
-from sas_core.masks import grpo_checked, reward_array
+from sas_core.masks import finite_or_raise, grpo_checked, reward_array
 from sas_core.options import SASOptions, finite_value
 from sas_core.stats import SASStats, batch_stats, rollout_stats
 
@@ -205,13 +205,8 @@ def _padded_core(
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    lp_np = lp.cpu().contiguous().numpy()
-    bad_rows = np.zeros(mask.shape[0], dtype=bool)
-    if options.nonfinite == "keep":
-        bad = ~np.isfinite(lp_np) & mask
-        bad_rows = bad.any(axis=1)
-        if bad_rows.any():
-            lp_np = np.where(bad, 0.0, lp_np).astype(lp_np.dtype)
+    lp_np, bad = finite_or_raise(lp.cpu().contiguous().numpy(), options, where=mask)
+    bad_rows = np.zeros(mask.shape[0], dtype=bool) if bad is None else bad.any(axis=1)
     keep, n_units, n_selected, n_zeroed = segmenter.keep_mask_padded(
         ids.cpu().contiguous().numpy(), lp_np, mask, correct, options, num_threads
     )
@@ -454,9 +449,7 @@ def sas_batch_step(
     """
     import torch
 
-    from sas_core.options import SASOptions as _Options
-
-    if not isinstance(options, _Options):
+    if not isinstance(options, SASOptions):
         raise TypeError(f"options: must be a SASOptions, got {type(options).__name__}")
     shape = _check_padded(response_ids, logprobs, action_mask)
     b = shape[0]
