@@ -19,7 +19,8 @@ from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  #
 from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController  # noqa: E402
 from openrlhf.utils import get_strategy  # noqa: E402
 
-from sas_core.integrations.openrlhf.estimator import _MARK, install  # noqa: E402
+from sas_core.integrations._patching import MARK  # noqa: E402
+from sas_core.integrations.openrlhf.estimator import install  # noqa: E402
 from sas_core.integrations.openrlhf.launcher import parse_args  # noqa: E402
 from sas_core.stats import NAMES as STAT_KEYS  # noqa: E402
 from sas_core.token_bytes import tokenizer_token_bytes  # noqa: E402
@@ -57,7 +58,7 @@ def _maker(args, kl_coef: float = 0.0):
 
 def _unpatched(args, experiences, kl_coef: float = 0.0):
     """OpenRLHF's own method, as it was before install()."""
-    original = getattr(RemoteExperienceMaker.compute_advantages_and_returns, _MARK)
+    original = getattr(RemoteExperienceMaker.compute_advantages_and_returns, MARK)
     return original(_maker(args, kl_coef), h.clone(experiences))
 
 

@@ -62,10 +62,11 @@ def test_estimator_is_active_in_the_trainer_actor(local_ray, model_dir, kind):
     from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController
     from openrlhf.utils import get_strategy
 
-    from sas_core.integrations.openrlhf.estimator import _MARK, install
+    from sas_core.integrations._patching import MARK
+    from sas_core.integrations.openrlhf.estimator import install
 
     install()
-    plain = getattr(RemoteExperienceMaker.compute_advantages_and_returns, _MARK)
+    plain = getattr(RemoteExperienceMaker.compute_advantages_and_returns, MARK)
     gn = parse_args(_argv(model_dir, "group_norm"))
     maker = RemoteExperienceMaker(
         None, None, None, None, FixedKLController(0.0), get_strategy(gn), h.tokenizer()

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from sas_core.integrations._patching import MARK, is_patched, mark, patch_attr
+from sas_core.integrations._patching import is_patched, mark, patch_attr
 from sas_core.integrations.openrlhf.batch import apply_sas, experience_seed
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import OpenRLHFSASOptions
@@ -41,7 +41,6 @@ ESTIMATOR = "sas"
 BASE_ESTIMATOR = "group_norm"
 
 _install_lock = threading.Lock()
-_MARK = MARK  # the shared marker of sas-core's patches
 
 
 class _View:

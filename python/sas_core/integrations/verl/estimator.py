@@ -25,8 +25,7 @@ from typing import Any
 
 import torch
 
-from sas_core.integrations import _patching
-from sas_core.integrations._patching import MARK, mark
+from sas_core.integrations._patching import MARK, is_patched, mark, patch_attr
 from sas_core.integrations.verl import v1
 from sas_core.integrations.verl.batch import (
     _RUN,
@@ -155,9 +154,6 @@ def _wrap_legacy_init(original: Any) -> Any:
     return mark(__init__, original)
 
 
-_patch_attr = _patching.patch_attr
-
-
 def patch_module(module: Any) -> None:
     """Installs SAS in a just-imported verl trainer module (idempotent). Under a verl
     release this integration does not know, verl itself is left working and only a run
@@ -173,17 +169,17 @@ def patch_module(module: Any) -> None:
     register()
     with _lock:
         if module.__name__.endswith("ppo.ray_trainer"):
-            _patch_attr(module, "compute_advantage", _wrap_compute_advantage)
-            _patch_attr(module, "compute_data_metrics", _wrap_data_metrics)
-            _patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
+            patch_attr(module, "compute_advantage", _wrap_compute_advantage)
+            patch_attr(module, "compute_data_metrics", _wrap_data_metrics)
+            patch_attr(module.RayPPOTrainer, "__init__", _wrap_legacy_init)
         elif module.__name__.endswith("v1.trainer_base"):
             for name, wrap in v1.WRAPPERS.items():
-                _patch_attr(module.PPOTrainer, name, wrap)
+                patch_attr(module.PPOTrainer, name, wrap)
             # v1/utils.py imported compute_advantage by name from ray_trainer, patched
             # on its import; a process that imported it before sas-core gets it here.
             utils = sys.modules.get("verl.trainer.ppo.v1.utils")
             if utils is not None:
-                _patch_attr(utils, "compute_advantage", _wrap_compute_advantage)
+                patch_attr(utils, "compute_advantage", _wrap_compute_advantage)
 
 
 def _refuse(module: Any, error: UnsupportedVerl) -> None:
@@ -210,7 +206,7 @@ def _refuse(module: Any, error: UnsupportedVerl) -> None:
     for name in ("RayPPOTrainer", "PPOTrainer"):
         cls = getattr(module, name, None)
         if isinstance(cls, type):
-            _patch_attr(cls, "__init__", refusing_init)
+            patch_attr(cls, "__init__", refusing_init)
 
 
 def is_installed() -> bool:
@@ -220,6 +216,6 @@ def is_installed() -> bool:
     module = sys.modules.get("verl.trainer.ppo.ray_trainer")
     return (
         module is not None
-        and hasattr(module.compute_advantage, MARK)
+        and is_patched(module.compute_advantage)
         and core_algos.ADV_ESTIMATOR_REGISTRY.get(ESTIMATOR) is _grpo_part
     )
