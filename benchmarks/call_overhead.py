@@ -36,10 +36,6 @@ except ImportError:  # sas-core before #22: for the "before" figures
     sas_batch_step = None
 
 
-def _padded(w):
-    return w.padded()
-
-
 def _median(fn, repeat: int) -> float:
     fn()
     times = []
@@ -64,7 +60,7 @@ def kernel_call(seg, ids, lps, mask, correct):
 
 
 def _calls(seg, w) -> dict:
-    ids, lps, mask, rewards = _padded(w)
+    ids, lps, mask, rewards = w.padded()
     correct = torch.from_numpy(w.correct)
     adv = torch.randn(ids.shape)
     opts = SASOptions()
