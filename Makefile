@@ -46,9 +46,12 @@ lint: dev
 test-rust:
 	cargo test -p sas-core
 
-# The benchmarks run once each, untimed, so their equality checks are tests too.
-test-python: dev browser
-	SAS_REQUIRE_OPENRLHF=1 $(PY) -m pytest tests benchmarks -q --benchmark-disable
+# The benchmarks run once each, untimed, so their equality checks are tests too. The
+# start-up hook's tests install the wheel that ships (`wheel`, which release-check reuses)
+# rather than building one of their own.
+test-python: dev browser wheel
+	SAS_CORE_WHEEL=$$(ls dist/sas_core-*_x86_64.whl) SAS_REQUIRE_OPENRLHF=1 \
+	  $(PY) -m pytest tests benchmarks -q --benchmark-disable
 
 ## verl-env: the verl venv from `.[verl]`, editable (reinstalled when the extra or the clone changes)
 verl-env: dev
