@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev verl-env test-verl verl-cpu-loop wheel-aarch64 flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
+.PHONY: dev verl-env test-verl verl-cpu-loop openrlhf-cpu-loop wheel-aarch64 flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -74,6 +74,12 @@ TRAINER ?= v1
 ESTIMATOR ?= sas
 verl-cpu-loop: verl-env
 	$(VERL_PY) tests/verl_cpu/loop.py --trainer $(TRAINER) --estimator $(ESTIMATOR) $(ARGS)
+
+## openrlhf-cpu-loop: 2 steps of OpenRLHF's own train_ppo_ray with --advantage_estimator sas
+## on the CPU (ESTIMATOR=sas|group_norm, RANKS=DeepSpeed ranks, more train_ppo_ray flags in ARGS)
+RANKS ?= 1
+openrlhf-cpu-loop: dev
+	$(PY) tests/openrlhf_cpu/loop.py --estimator $(ESTIMATOR) --ranks $(RANKS) $(ARGS)
 
 ## wheel: the abi3 wheel for x86_64 Linux, manylinux2014 (glibc 2.17+: Ubuntu 18.04+,
 ## RHEL/Rocky 7+ and older HPC images take it; zig is the linker), and the sdist, into dist/

@@ -1,0 +1,3 @@
+"""``vllm.inputs.TokensPrompt``: a dict holding ``prompt_token_ids``."""
+
+TokensPrompt = dict
