@@ -103,6 +103,9 @@ SCALARS: dict[str, Any] = {
     "huge-int": 10**400,
     "above-one": 1.5,
     "complex": 1j,
+    "numpy-int": np.int64(3),
+    "tensor-int": torch.tensor(3),
+    "tensor-float": torch.tensor(3.0),
 }
 
 
@@ -114,6 +117,7 @@ class Call:
     oracle: Callable[..., Any]  # oracle(**plain args) -> expected result (or raises)
     args: dict[str, Any]
     scalars: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()  # arrays for which None means "not given"
 
 
 def _steps(ids: list, cu: list) -> list:
@@ -169,6 +173,70 @@ def _grpo_oracle(rewards, group_size=2, eps=1e-6):
     if not all(math.isfinite(r) for r in rewards):
         raise ValueError("non-finite")
     return reference.grpo_advantages(rewards, group_size, eps)
+
+
+def _flags(values, name):
+    """The one rule for flags: bools, or the integers 0 and 1."""
+    flat = np.asarray(values, dtype=object).reshape(-1).tolist()
+    if not all(type(v) is bool or (type(v) is int and v in (0, 1)) for v in flat):
+        raise ValueError(f"{name}: not flags")
+    return [bool(v) for v in flat]
+
+
+def _count(value, name, *, tensor=False, bits=64):
+    """An integer in [0, 2**bits): Python's or numpy's (with ``tensor``, also a
+    one-element integer tensor)."""
+    if tensor and isinstance(value, torch.Tensor):
+        if value.numel() != 1 or value.dtype.is_floating_point or value.dtype == torch.bool:
+            raise ValueError(f"{name}: not a count")
+        value = int(value.item())
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name}: not a count")
+    if not 0 <= int(value) < 2**bits:
+        raise ValueError(f"{name}: not a count")
+    return int(value)
+
+
+def _batch_step_oracle(
+    response_ids, logprobs, action_mask, advantages, scores, truncated=None, window=None,
+    call=0, index=0, seed=None,
+):  # fmt: skip
+    """sas_batch_step's result by the reference (shield "all": the truncation, given as
+    flags or a window, only feeds statistics, but must be readable)."""
+    _flags(action_mask, "action_mask")
+    for name, value in (("call", call), ("index", index)):
+        _count(value, name)
+    if seed is not None:
+        _count(seed, "seed")
+    if window is not None:
+        _count(window, "window", tensor=True, bits=63)
+    if truncated is not None:
+        _flags(truncated, "truncated")
+    flat = np.asarray(scores, dtype=object).reshape(-1).tolist()
+    if not all(isinstance(v, bool | int | float) for v in flat):
+        raise ValueError("scores: not numbers")
+    correct = [float(v) > 0.5 for v in flat]  # NaN: failed
+    keep = _ref_padded(response_ids, logprobs, action_mask, correct)
+    adv = np.asarray(advantages, dtype=np.float64)
+    if adv.ndim == 1:
+        if not np.isfinite(adv).all():
+            raise ValueError("advantages: not finite")
+        return np.where(keep & np.asarray(action_mask, bool), adv[:, None], 0.0)
+    return np.where(keep, adv, 0.0)
+
+
+def _batch_step(**a):
+    from sas_core.torch_api import sas_batch_step
+
+    args = [a.pop(k) for k in ("response_ids", "logprobs", "action_mask", "advantages", "scores")]
+    return sas_batch_step(*args[:5], SEG, sas_core.SASOptions(), **a).advantages
+
+
+BATCH = {
+    **{k: v for k, v in _tensors(PADDED).items() if k != "correct"},
+    "advantages": torch.tensor([0.5, -1.0], dtype=torch.float64),
+    "scores": torch.tensor([1.0, 0.0]),
+}
 
 
 CALLS = [
@@ -286,6 +354,27 @@ CALLS = [
         },
         ("group_size",),
     ),
+    Call(
+        "sas_batch_step",
+        _batch_step,
+        _batch_step_oracle,
+        {**BATCH, "truncated": torch.tensor([False, True])},
+        ("call", "index", "seed"),
+        ("truncated",),
+    ),
+    Call(
+        "sas_batch_step[window]",
+        _batch_step,
+        _batch_step_oracle,
+        dict(BATCH),
+        ("window",),
+    ),
+    Call(
+        "sas_batch_step[token advantages]",
+        _batch_step,
+        _batch_step_oracle,
+        {**BATCH, "advantages": torch.tensor([[0.5, 1.0, -2.0, 0.25], [-1.0, 0.5, 3.0, 7.0]])},
+    ),
 ]
 
 
@@ -315,7 +404,10 @@ def _value(call: Call, arg: str, kind: str) -> Any:
 
 
 def _plain_args(call: Call, args: dict) -> dict:
-    return {k: v if k in call.scalars else _plain(v) for k, v in args.items()}
+    return {
+        k: v if k in call.scalars or (k in call.optional and v is None) else _plain(v)
+        for k, v in args.items()
+    }
 
 
 def _equal(got: Any, want: Any) -> bool:
@@ -332,7 +424,12 @@ def _equal(got: Any, want: Any) -> bool:
         return False
     if got.dtype == bool or want.dtype == bool:
         return bool((got.astype(bool) == want.astype(bool)).all())
-    return bool(np.allclose(got.astype(np.float64), want.astype(np.float64), rtol=1e-6, atol=0))
+    # NaN where the reference has NaN: a value passed through (per-token advantages)
+    return bool(
+        np.allclose(
+            got.astype(np.float64), want.astype(np.float64), rtol=1e-6, atol=0, equal_nan=True
+        )
+    )
 
 
 @pytest.mark.parametrize(("call", "arg", "kind"), list(_cases()))

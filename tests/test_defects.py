@@ -297,7 +297,10 @@ def test_extension_refuses_a_column_major_array_rather_than_misreading_it():
     [("2", None, 2), (" 3 ", None, 3), ("+4", None, 4), ("2000", "is above", None),
      ("abc", "not a positive integer", 0), ("0", "not a positive integer", 0),
      ("-1", "not a positive integer", 0), ("1.5", "not a positive integer", 0),
-     ("1_0", "not a positive integer", 0)],
+     ("1_0", "not a positive integer", 0),
+     # round 4, item 11: past usize, Rust's parse fails and the core uses the CPU count
+     (str(2**64 - 1), "is above", None), (str(2**64), "not a positive integer", 0),
+     ("99999999999999999999999", "not a positive integer", 0)],
 )  # fmt: skip
 def test_threads_variable_is_used_clamped_or_refused_with_a_warning(value, warns, want):
     code = (

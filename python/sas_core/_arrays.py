@@ -107,16 +107,77 @@ def representable(a: np.ndarray, dtype: Any, name: str) -> None:
         )
 
 
-def bool_array(x: Any, name: str) -> np.ndarray:
-    """bool array; integer arrays of 0/1 are accepted."""
-    a = to_numpy(x, name)
+def _zero_one(a: np.ndarray, name: str, what: str) -> np.ndarray:
+    """The one rule for flags and masks of every layout: bool, or integers that are all
+    0 or 1 (floats, NaN, -1, 2, complex, strings are refused)."""
     if a.dtype == np.bool_:
         return np.ascontiguousarray(a)
     if a.size == 0:
-        return np.zeros(0, dtype=np.bool_)
+        return np.zeros(a.shape, dtype=np.bool_)
     if a.dtype.kind in _INT_KINDS and np.isin(a, (0, 1)).all():
         return a.astype(np.bool_)
-    raise TypeError(f"{name}: must be booleans, got dtype {a.dtype}")
+    if a.dtype.kind in _INT_KINDS:
+        bad = a[~np.isin(a, (0, 1))].ravel()[0]
+        raise TypeError(f"{name}: must be {what}, got the value {bad}")
+    raise TypeError(f"{name}: must be {what}, got dtype {a.dtype}")
+
+
+def bool_array(x: Any, name: str) -> np.ndarray:
+    """bool array; integer arrays of 0/1 are accepted."""
+    return _zero_one(to_numpy(x, name), name, "booleans")
+
+
+def host_array(x: Any, name: str) -> np.ndarray:
+    """A host numpy copy or view of a tensor, array or sequence of any shape: ``meta``
+    tensors are refused, bfloat16/float16 tensors widened to float32, anything numpy
+    cannot read refused, each naming the argument."""
+    if is_torch(x):
+        check_device(x, name)
+        x = x.detach()
+        if x.dtype.is_floating_point and x.element_size() < 4:
+            x = x.float()
+        x = x.cpu().numpy()
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{name}: cannot be read as an array ({e})") from None
+
+
+def mask_array(x: Any, name: str) -> np.ndarray:
+    """A 2-D host bool mask (a padded batch's ``action_mask``), by :func:`_zero_one`."""
+    return _zero_one(host_array(x, name), name, "booleans (or 0/1)")
+
+
+def flags_array(x: Any, name: str) -> np.ndarray:
+    """Flat bool flags from any shape (e.g. a trainer's ``truncated``), by the rule of
+    :func:`bool_array`."""
+    return _zero_one(host_array(x, name), name, "booleans").reshape(-1)
+
+
+def scores_array(x: Any, name: str) -> np.ndarray:
+    """Flat float64 real numbers from any shape (raw verifier scores: bools and integers
+    are read as numbers; NaN is kept, it is never above a threshold)."""
+    a = host_array(x, name)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: must be real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64).reshape(-1)
+
+
+def length_value(value: Any, name: str) -> int:
+    """A length >= 0: a Python or numpy integer, or a one-element integer tensor."""
+    if is_torch(value):
+        import torch
+
+        check_device(value, name)
+        dtype = value.dtype
+        integer = not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
+        if value.numel() == 1 and integer:
+            value = int(value.item())
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: must be a length (an integer >= 0), got {value!r}")
+    if not 0 <= int(value) < 2**63:
+        raise ValueError(f"{name}: must be a length >= 0, got {value}")
+    return int(value)
 
 
 def cu_seqlens_array(x: Any) -> np.ndarray:
@@ -138,7 +199,9 @@ def check_threads_env() -> None:
     if raw is None or raw in _warned_env:
         return
     text = raw.strip()
-    n = int(text) if re.fullmatch(r"\+?[0-9]+", text) else 0  # as Rust parses a usize
+    n = int(text) if re.fullmatch(r"\+?[0-9]+", text) else 0  # as Rust parses a usize:
+    if n >= 2**64:  # past usize, Rust's parse fails and the core uses the CPU count
+        n = 0
     if n < 1:
         message = f"{_THREADS_ENV}={raw!r} is not a positive integer: using the CPU count"
     elif n > MAX_THREADS:
@@ -167,12 +230,12 @@ def threads_value(num_threads: Any) -> int | None:
     return int(num_threads)
 
 
-def count_value(value: Any, name: str, low: int = 0) -> int:
-    """A Python or numpy integer in [low, 2**63)."""
+def count_value(value: Any, name: str, low: int = 0, *, bits: int = 63) -> int:
+    """A Python or numpy integer in [low, 2**bits)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name}: must be an integer, got {value!r}")
-    if not low <= int(value) < 2**63:
-        raise ValueError(f"{name}: must be in [{low}, 2**63), got {value}")
+    if not low <= int(value) < 2**bits:
+        raise ValueError(f"{name}: must be in [{low}, 2**{bits}), got {value}")
     return int(value)
 
 
@@ -214,11 +277,7 @@ def padded_numpy(
         raise TypeError(f"logprobs: must hold floats, got dtype {lp.dtype}")
     if lp.dtype not in (np.float32, np.float64) or not lp.dtype.isnative:
         lp = lp.astype(np.float64 if lp.dtype.itemsize >= 8 else np.float32)
-    mask = action_mask
-    if mask.dtype != np.bool_:
-        if mask.dtype.kind not in _INT_KINDS or not np.isin(mask, (0, 1)).all():
-            raise TypeError(f"action_mask: must be booleans (or 0/1), got dtype {mask.dtype}")
-        mask = mask.astype(np.bool_)
+    mask = _zero_one(action_mask, "action_mask", "booleans (or 0/1)")
     ok = bool_array(correct, "correct")
     if ok.shape != (shape[0],):
         raise ValueError(f"correct: must have shape ({shape[0]},), one per row, got {ok.shape}")

@@ -2,13 +2,15 @@
 
 These are the raw bindings: they take contiguous numpy arrays of the exact dtypes named
 here and do no casting. Use the wrappers in ``sas_core`` (which normalise arguments).
-Every function releases the GIL while it computes, runs in parallel over rollouts on a
-fork-safe thread pool, and returns the same result for any ``num_threads``. Bad values
+The segmentation, confidence and selection calls release the GIL while they compute,
+run in parallel over rollouts on a fork-safe thread pool, and return the same result for
+any ``num_threads``; ``grpo_advantages``, ``grpo_advantages_grouped`` (one pass over B
+rewards) and the scalar helpers keep the GIL. Bad values
 raise ``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
 
 The selection calls take one options object, a ``sas_core.options.SASOptions``, and
 read its ``ratio``, ``mode``, ``selection``, ``granularity`` and ``seed`` attributes
-directly (as jiter and pydantic-core read their config objects): the option strings are
+directly: the option strings are
 parsed into the core's enums at the boundary, and an unknown value is a ``ValueError``
 naming the option. The ``Literal`` types are ``sas_core.options``' own.
 """

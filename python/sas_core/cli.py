@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import sys
 from pathlib import Path
 
 import sas_core
+from sas_core import _arrays
+from sas_core._cli_args import COUNT, SEED, OneLineParser, integer, real
 from sas_core.options import MODES, SASOptions
 from sas_core.progress import progress
 
@@ -63,14 +66,35 @@ def _load_tokenizer(name: str):
 
 
 def _tokenizer_codec(name: str):
-    """(encode, decode) of :func:`_load_tokenizer`'s tokenizer."""
+    """(encode, decode) of :func:`_load_tokenizer`'s tokenizer. ``decode`` refuses an id
+    outside the vocabulary with a ValueError naming ``token_ids`` (the backends raise
+    KeyError, OverflowError or nothing at all)."""
     tok = _load_tokenizer(name)
     if name == "qwen2":
-        return (lambda t: tok.encode(t, allowed_special="all")), (lambda ids: tok.decode(ids))
-    return (
-        lambda t: tok(t, add_special_tokens=False)["input_ids"],
-        lambda ids: tok.decode(list(ids), skip_special_tokens=True),
-    )
+        encode, raw_decode, size = (
+            lambda t: tok.encode(t, allowed_special="all"),
+            tok.decode,
+            tok.n_vocab,
+        )
+    else:
+        encode = lambda t: tok(t, add_special_tokens=False)["input_ids"]  # noqa: E731
+        raw_decode = functools.partial(tok.decode, skip_special_tokens=True)
+        size = len(tok)
+
+    def decode(ids):
+        ids = list(ids)
+        bad = next((i for i in ids if not 0 <= i < size), None)
+        if bad is not None:
+            raise ValueError(
+                f"token_ids: id {bad} is not in the tokenizer's vocabulary (0 to {size - 1})"
+            )
+        return raw_decode(ids)
+
+    return encode, decode
+
+
+# seconds: positive, at most the verifier's bound (sas_core.math_reward.MAX_TIMEOUT)
+POSITIVE = real(0, 3600, open_low=True)
 
 
 def _audit(args: argparse.Namespace) -> int:
@@ -183,14 +207,17 @@ def _inspect(args: argparse.Namespace) -> int:
     verifier = None
     for where, row in read_jsonl(args.rollouts):
         try:
-            ids = row.get("token_ids") or encode(row["response"])
+            ids = row.get("token_ids")
+            ids = encode(row["response"]) if ids is None else _arrays.ids_value(ids, "token_ids")
             if row.get("logprobs") is None:  # confidences (and SAS's choice) need them
                 raise KeyError("logprobs")
-            lps = row["logprobs"]
+            lps = _numbers(row["logprobs"], "logprobs")
             if "correct" in row:
-                correct = bool(row["correct"])
+                if not isinstance(row["correct"], bool):
+                    raise TypeError(f"correct: must be true or false, got {row['correct']!r}")
+                correct = row["correct"]
             elif "reward" in row:
-                correct = float(row["reward"]) > options.correct_threshold
+                correct = _numbers([row["reward"]], "reward")[0] > options.correct_threshold
             else:
                 if verifier is None:
                     from sas_core.math_reward import MathVerifier
@@ -217,6 +244,15 @@ def _inspect(args: argparse.Namespace) -> int:
     Path(args.out).write_text(render_page(table, ratio=options.ratio, mode=options.mode))
     print(f"wrote {args.out} ({len(rollouts)} rollouts)")
     return 0
+
+
+def _numbers(values, name: str) -> list[float]:
+    """A JSON list of numbers (not bools or strings), as floats."""
+    if not isinstance(values, list) or any(
+        isinstance(v, bool) or not isinstance(v, int | float) for v in values
+    ):
+        raise TypeError(f"{name}: must be a list of numbers, got {values!r:.80}")
+    return [float(v) for v in values]
 
 
 def _segmenter(name: str) -> sas_core.StepSegmenter:
@@ -266,7 +302,7 @@ def _one_line(command: str, exc: BaseException) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     import os
 
-    parser = argparse.ArgumentParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
+    parser = OneLineParser(prog="sas-core", description=sas_core.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=sas_core.__version__)
     parser.add_argument(
         "--debug",
@@ -295,16 +331,16 @@ def main(argv: list[str] | None = None) -> int:
         help="time step segmentation and selection: pure Python, numpy, Rust (1 and all threads)",
     )
     bench.add_argument(
-        "--rollouts", type=int, default=256, help="responses in the batch (default 256)"
+        "--rollouts", type=COUNT, default=256, help="responses in the batch (default 256)"
     )
     bench.add_argument(
         "--repeat",
-        type=int,
+        type=integer(1, 10_000),
         default=3,
         help="at least this many calls per implementation (fast ones get more, up "
         "to 0.25 s each); the fastest is reported",
     )
-    bench.add_argument("--seed", type=int, default=0, help="seed of the synthetic batch")
+    bench.add_argument("--seed", type=SEED, default=0, help="seed of the synthetic batch")
     bench.add_argument("--json", action="store_true", help="as JSON")
     bench.set_defaults(func=_bench)
 
@@ -313,11 +349,11 @@ def main(argv: list[str] | None = None) -> int:
         help="share of correct long-budget responses that fail once cut to shorter budgets",
     )
     audit.add_argument("rollouts", help="JSONL: prompt, response, label, optional token_ids")
-    audit.add_argument("--budgets", type=int, nargs="+", required=True, help="token budgets")
+    audit.add_argument("--budgets", type=COUNT, nargs="+", required=True, help="token budgets")
     audit.add_argument(
         "--tokenizer", default="qwen2", help="'qwen2' (DeepScaleR's) or a local HF tokenizer dir"
     )
-    audit.add_argument("--timeout", type=float, default=5.0, help="verifier seconds per item")
+    audit.add_argument("--timeout", type=POSITIVE, default=5.0, help="verifier seconds per item")
     audit.add_argument("--out", help="also write the JSON report here")
     audit.add_argument(
         "--json", action="store_true", help="print the JSON report (the default when piped)"
@@ -334,13 +370,15 @@ def main(argv: list[str] | None = None) -> int:
         "--tokenizer", default="qwen2", help="counts an endpoint's tokens: 'qwen2' or a local dir"
     )
     ev.add_argument("--benchmarks", nargs="+", required=True, help="verl parquet or JSONL files")
-    ev.add_argument("--k", type=int, default=16, help="samples per problem")
-    ev.add_argument("--temperature", type=float, default=0.6)
-    ev.add_argument("--top-p", type=float, default=0.95)
-    ev.add_argument("--max-new-tokens", type=int, default=8192)
-    ev.add_argument("--batch-size", type=int, default=8, help="problems per generate call")
-    ev.add_argument("--seed", type=int, default=0)
-    ev.add_argument("--timeout", type=float, default=5.0, help="verifier seconds per sample")
+    ev.add_argument("--k", type=integer(1, 4096), default=16, help="samples per problem")
+    ev.add_argument("--temperature", type=real(0, 10), default=0.6)
+    ev.add_argument("--top-p", type=real(0, 1, open_low=True), default=0.95)
+    ev.add_argument("--max-new-tokens", type=COUNT, default=8192)
+    ev.add_argument(
+        "--batch-size", type=integer(1, 4096), default=8, help="problems per generate call"
+    )
+    ev.add_argument("--seed", type=SEED, default=0)
+    ev.add_argument("--timeout", type=POSITIVE, default=5.0, help="verifier seconds per sample")
     ev.add_argument("--baseline", help="report.json of the run to compute AES against")
     ev.add_argument("--name", help="this run's name in reports (default: the model folder)")
     ev.add_argument("--out", default="sas-eval-out", help="folder; reruns resume from it")
@@ -355,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     defaults = SASOptions()
     ins.add_argument("--ratio", type=float, default=defaults.ratio)
     ins.add_argument("--mode", default=defaults.mode, choices=MODES)
-    ins.add_argument("--correct-threshold", type=float, default=defaults.correct_threshold)
+    ins.add_argument(
+        "--correct-threshold", type=real(-math.inf), default=defaults.correct_threshold
+    )
     ins.add_argument("--out", default="sas-inspect.html")
     ins.set_defaults(func=_inspect)
 

@@ -113,6 +113,29 @@ def _watch_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+# LaTeX forms whose first comparison loads math-verify's lazy parts (its LaTeX grammar,
+# sympy's simplification): done before the worker says it is ready, so that cost falls
+# in ``startup_timeout``. Without it, the very first comparison of each new worker paid
+# it inside ``timeout`` (0.08 s idle; on a loaded machine enough to time out at 2 s and
+# score a right answer 0.0).
+WARM_UP = (("\\fbox{\\frac{1}{2}}", "0.5"), ("x^{2}+\\sqrt{4}", "x^2+2"))
+
+
+def _warm_up() -> bool:
+    """Compares :data:`WARM_UP`'s equal pairs; True when math-verify found them equal."""
+    from math_verify import parse, verify
+
+    ok = True
+    for pred, label in WARM_UP:
+        try:
+            gold = parse("\\boxed{" + label + "}", parsing_timeout=None)
+            answer = parse("\\boxed{" + pred + "}", parsing_timeout=None)
+            ok &= bool(verify(gold, answer, timeout_seconds=None))
+        except Exception:
+            ok = False
+    return ok
+
+
 def _serve() -> None:
     """Worker process (``python -m sas_core.math_reward``): one JSON line [tag,
     prediction, label] in, one line "tag 1" or "tag 0" out, until stdin closes. The tag
@@ -125,6 +148,7 @@ def _serve() -> None:
     _watch_parent()
     # Its own timeouts are off here (this process is the timeout): silence that warning.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    _warm_up()
     out = sys.stdout.buffer
     out.write(b"ready\n")
     out.flush()

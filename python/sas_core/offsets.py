@@ -9,6 +9,7 @@ both give the same steps for the same response.
 from __future__ import annotations
 
 import bisect
+import numbers
 import re
 from collections.abc import Sequence
 
@@ -17,6 +18,17 @@ import numpy as np
 __all__ = ["segment_offsets"]
 
 _DELIMITER = re.compile(r"\n{2,}")
+
+
+def _span(span: object, i: int) -> tuple[int, int]:
+    """A (start, end) pair of integers (not bools, floats or strings)."""
+    if isinstance(span, str | bytes) or not hasattr(span, "__len__") or len(span) != 2:
+        raise ValueError(f"offsets: span {i} must be a (start, end) pair, got {span!r}")
+    start, end = span[0], span[1]
+    for v in (start, end):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise TypeError(f"offsets: span {i} must hold integers, got {span!r}")
+    return int(start), int(end)
 
 
 def _segment_one(text: str, spans: Sequence[tuple[int, int]], think_end: str | None) -> list[int]:
@@ -32,9 +44,7 @@ def _segment_one(text: str, spans: Sequence[tuple[int, int]], think_end: str | N
     steps: list[int] = []
     seen: dict[int, int] = {}
     for i, span in enumerate(spans):
-        if len(span) != 2:
-            raise ValueError(f"offsets: span {i} must be a (start, end) pair, got {span!r}")
-        start, end = int(span[0]), int(span[1])
+        start, end = _span(span, i)
         if not 0 <= start <= end <= len(text):
             raise ValueError(f"offsets: span {i} ({start}, {end}) is outside the text")
         if cut >= 0 and start >= cut:
@@ -82,5 +92,7 @@ def segment_offsets(
     for i, (text, spans) in enumerate(zip(texts, offsets)):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}]: must be a string, got {type(text).__name__}")
+        if isinstance(spans, str | bytes) or not hasattr(spans, "__iter__"):
+            raise TypeError(f"offsets: text {i} needs a sequence of spans, got {spans!r}")
         out.append(np.asarray(_segment_one(text, spans, think_end), dtype=np.int32))
     return out

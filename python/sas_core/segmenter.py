@@ -68,9 +68,16 @@ class StepSegmenter:
         ``sentencepiece.SentencePieceProcessor``. ``think_end`` names reasoning-end
         tokens by their text (e.g. ``"</think>"``), looked up in the vocabulary.
         """
+        names = [think_end] if isinstance(think_end, str) else think_end
+        if names is None:
+            names = []
+        elif isinstance(names, bytes) or not hasattr(names, "__iter__"):
+            raise TypeError(f"think_end: must be a token's text or a list of them, got {names!r}")
+        names = list(names)
+        if not all(isinstance(n, str) for n in names):
+            raise TypeError(f"think_end: must be a token's text or a list of them, got {names!r}")
         token_bytes = tokenizer_token_bytes(tok)
         ids = list(think_end_ids)
-        names = [think_end] if isinstance(think_end, str) else list(think_end or ())
         for name in names:
             matches = [i for i, b in enumerate(token_bytes) if b == name.encode("utf-8")]
             if not matches:
@@ -236,6 +243,9 @@ def model_vocab_rows(model: Any) -> int:
     if model is None:
         return 0
     if isinstance(model, numbers.Integral) and not isinstance(model, bool):
+        # the core's bound on a vocabulary (ids are int32 there)
+        if not 0 <= int(model) <= 2**31 - 1:
+            raise ValueError(f"model: embedding rows must be in [0, 2**31 - 1], got {model}")
         return int(model)
     if isinstance(model, str | os.PathLike):
         try:

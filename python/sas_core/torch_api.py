@@ -9,7 +9,7 @@ import numpy as np
 from sas_core import _arrays
 from sas_core._core import unit_key
 from sas_core.masks import finite_or_raise, grpo_checked, reward_array
-from sas_core.options import SASOptions, finite_value
+from sas_core.options import SASOptions, finite_value, seed_value
 from sas_core.stats import SASStats, batch_stats, rollout_stats
 
 if TYPE_CHECKING:
@@ -168,7 +168,8 @@ def _numpy_dtype(dtype: Any) -> Any:
 
 
 def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
-    return action_mask.detach().cpu().bool().contiguous().numpy()
+    """The host bool mask: the one rule of every layout (bool, or 0/1 integers)."""
+    return _arrays.mask_array(action_mask, "action_mask")
 
 
 def _padded_core(
@@ -398,13 +399,23 @@ class BatchStep(NamedTuple):
         return batch_stats({name: v[rows] for name, v in self.per_rollout.items()})
 
 
-def _host_rows(name: str, values: Any, b: int | None) -> np.ndarray:
-    """Flat host copy of a per-rollout tensor or array (any shape), checked to hold
-    ``b`` values unless ``b`` is None."""
-    if _arrays.is_torch(values):
-        values = values.detach().reshape(-1).cpu().numpy()
-    arr = np.asarray(values).reshape(-1)
-    return arr if b is None else _one_per_rollout(name, arr, b)
+def _check_advantages(advantages: Any, shape: tuple[int, ...]) -> None:
+    """A real float tensor with data, (B, A) or (B,); per-rollout values finite (they
+    are spread over the response tokens, and 0 is written everywhere else)."""
+    b = shape[0]
+    if not _arrays.is_torch(advantages):
+        raise TypeError(f"advantages: must be a torch.Tensor, got {type(advantages).__name__}")
+    _arrays.check_device(advantages, "advantages")
+    if not advantages.dtype.is_floating_point:
+        raise TypeError(f"advantages: must be a real float tensor, got {advantages.dtype}")
+    if tuple(advantages.shape) not in (shape, (b,)):
+        raise ValueError(
+            f"advantages: must be a tensor of shape {shape} or ({b},), got "
+            f"{tuple(advantages.shape)}"
+        )
+    if advantages.dim() == 1 and not bool(advantages.isfinite().all()):
+        bad = advantages[~advantages.isfinite()][0].item()
+        raise ValueError(f"advantages: per-rollout advantages must be finite, got {bad}")
 
 
 def sas_batch_step(
@@ -440,9 +451,15 @@ def sas_batch_step(
             response length limit, a rollout with that many response tokens was cut.
             ``options.shield == "truncated"`` needs one of them: only truncated failed
             rollouts get steps zeroed. With either, ``sas/truncated_failed`` is counted.
-        call, index: this advantage computation and this batch within it: random
-            selection draws from ``unit_key(options.seed, call, index)``, unless ``seed``
-            gives this batch's seed itself.
+        call, index: this advantage computation and this batch within it (integers in
+            [0, 2**64)): random selection draws from ``unit_key(options.seed, call,
+            index)``, unless ``seed`` gives this batch's seed itself.
+
+    Every argument is read strictly, as the other calls read it: ``action_mask`` and
+    ``truncated`` hold bools or 0/1 integers; ``scores`` real numbers (NaN: failed);
+    ``advantages`` a real float tensor with data (per-rollout advantages finite);
+    ``window`` an integer length (a Python, numpy or one-element tensor integer). Each
+    bad value is a ``ValueError``/``TypeError`` whose message starts with its name.
 
     Each input is checked once and copied to the host once (the Rust core reads the
     host arrays in place); the returned advantages are computed on their own device.
@@ -453,12 +470,13 @@ def sas_batch_step(
         raise TypeError(f"options: must be a SASOptions, got {type(options).__name__}")
     shape = _check_padded(response_ids, logprobs, action_mask)
     b = shape[0]
-    if not _arrays.is_torch(advantages) or tuple(advantages.shape) not in (shape, (b,)):
-        raise ValueError(
-            f"advantages: must be a tensor of shape {shape} or ({b},), got "
-            f"{tuple(getattr(advantages, 'shape', ()))}"
-        )
-    raw = _host_rows("scores", scores, None).astype(np.float64)
+    _check_advantages(advantages, shape)
+    # the core's u64 seeds and counters
+    call = _arrays.count_value(call, "call", bits=64)
+    index = _arrays.count_value(index, "index", bits=64)
+    if seed is not None:
+        seed = seed_value(seed)
+    raw = _arrays.scores_array(scores, "scores")
     if raw.shape != (b,):
         raise ValueError(f"scores: expected one verifier score per rollout ({b}), got {raw.size}")
     correct = np.nan_to_num(raw, nan=-np.inf) > options.correct_threshold
@@ -466,11 +484,9 @@ def sas_batch_step(
     if truncated is not None and window is not None:
         raise ValueError("truncated, window: give the truncation one way, not both")
     if truncated is not None:
-        cut = _host_rows("truncated", truncated, b).astype(bool)
+        cut = _one_per_rollout("truncated", _arrays.flags_array(truncated, "truncated"), b)
     elif window is not None:
-        if isinstance(window, bool) or not isinstance(window, int) or window < 0:
-            raise ValueError(f"window: must be a length >= 0, got {window!r}")
-        cut = mask.sum(axis=1) >= window
+        cut = mask.sum(axis=1) >= _arrays.length_value(window, "window")
     else:
         cut = None
     if options.shield == "truncated" and cut is None:

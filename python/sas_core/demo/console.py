@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from sas_core._cli_args import COUNT, SEED, integer, real
 from sas_core.demo.arms import (
     ARMS,
     DEFAULT_ARMS,
@@ -19,28 +20,30 @@ from sas_core.demo.run import DemoConfig, run_demo
 
 
 def add_arguments(demo: argparse.ArgumentParser) -> None:
-    demo.add_argument("--seed", type=int, default=0, help="the seed of a single run")
+    demo.add_argument("--seed", type=SEED, default=0, help="the seed of a single run")
     demo.add_argument("--seeds", help="several RL seeds, e.g. 0-9 or 0,3,5 (multi-seed run)")
-    demo.add_argument("--base-seed", type=int, default=0, help="the warm-up's seed")
+    demo.add_argument("--base-seed", type=SEED, default=0, help="the warm-up's seed")
     demo.add_argument(
         "--full", action="store_true", help=f"every arm: {', '.join(ARMS)} (default: grpo, sas)"
     )
     demo.add_argument("--arms", nargs="+", choices=list(ARMS), help="the arms to run")
     demo.add_argument(
         "--ablation-seeds",
-        type=int,
+        type=integer(0, 2**31 - 1),
         default=5,
         help="arms other than grpo and sas run on the first this many seeds",
     )
-    demo.add_argument("--jobs", type=int, help="worker processes (default: one per core)")
-    demo.add_argument("--steps", type=int, help="RL optimisation steps per run")
-    demo.add_argument("--sft-steps", type=int, help="supervised warm-up steps")
-    demo.add_argument("--hidden", type=int, help="model width")
-    demo.add_argument("--layers", type=int, help="model depth")
-    demo.add_argument("--limit", type=int, help="the training window L (tokens)")
-    demo.add_argument("--lr", type=float, help="RL learning rate")
-    demo.add_argument("--prompts-per-step", type=int, help="prompts per generation")
-    demo.add_argument("--eval-every", type=int, help="held-out evaluation every this many steps")
+    demo.add_argument(
+        "--jobs", type=integer(1, 256), help="worker processes (default: one per core)"
+    )
+    demo.add_argument("--steps", type=COUNT, help="RL optimisation steps per run")
+    demo.add_argument("--sft-steps", type=integer(0, 2**31 - 1), help="supervised warm-up steps")
+    demo.add_argument("--hidden", type=integer(8, 4096, multiple=8), help="model width")
+    demo.add_argument("--layers", type=integer(1, 64), help="model depth")
+    demo.add_argument("--limit", type=integer(1, 4096), help="the training window L (tokens)")
+    demo.add_argument("--lr", type=real(0, 1, open_low=True), help="RL learning rate")
+    demo.add_argument("--prompts-per-step", type=integer(1, 1024), help="prompts per generation")
+    demo.add_argument("--eval-every", type=COUNT, help="held-out evaluation every this many steps")
     demo.add_argument(
         "--pilot",
         action="store_true",
@@ -53,25 +56,33 @@ def add_arguments(demo: argparse.ArgumentParser) -> None:
 
 
 def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,3,5`` (or both); a mistake is a ValueError naming ``--seeds``, which
+    the command line prints as one line (exit 2)."""
     seeds: list[int] = []
     for part in text.split(","):
         lo, _, hi = part.partition("-")
         try:
-            seeds.extend(range(int(lo), int(hi) + 1) if hi else [int(lo)])
-        except ValueError:
-            raise SystemExit(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}") from None
+            seeds.extend(range(SEED(lo), SEED(hi) + 1) if hi else [SEED(lo)])
+        except argparse.ArgumentTypeError:
+            raise ValueError(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}") from None
+    if not seeds:
+        raise ValueError(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}")
     return seeds
 
 
 def config_from(args: argparse.Namespace) -> DemoConfig:
     import os
 
-    if args.pilot and (args.full or args.arms or args.seeds):
-        raise SystemExit(
+    seeds_given = args.seeds is not None  # "" is a mistake, not "no seeds given"
+    if args.pilot and (args.full or args.arms or seeds_given):
+        raise ValueError(
             "--pilot: runs grpo and grpo-2L on seeds 100-101; drop --full/--arms/--seeds"
         )
     default_seeds = ",".join(map(str, PILOT_SEEDS)) if args.pilot else None
-    seeds = parse_seeds(args.seeds or default_seeds) if (args.seeds or args.pilot) else [args.seed]
+    if seeds_given:
+        seeds = parse_seeds(args.seeds)
+    else:
+        seeds = parse_seeds(default_seeds) if args.pilot else [args.seed]
     cfg = DemoConfig.quick(seeds[0]) if args.quick else DemoConfig()
     cfg.seeds = seeds
     cfg.base_seed = args.base_seed if not args.quick else seeds[0]
@@ -89,7 +100,7 @@ def config_from(args: argparse.Namespace) -> DemoConfig:
             setattr(cfg, name, getattr(args, name))
     if args.steps is not None:
         cfg.rl.steps = args.steps
-    elif not (args.quick or args.full or args.seeds or args.pilot or args.arms):
+    elif not (args.quick or args.full or seeds_given or args.pilot or args.arms):
         cfg.rl.steps = DEFAULT_DEMO_STEPS  # the default run fits in 10 minutes
     for flag, name in (
         ("limit", "limit"),

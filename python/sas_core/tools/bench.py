@@ -56,6 +56,29 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+# Host bytes per token slot of the batch at its peak: ids, log-probs, step ids, masks and
+# the numpy contender's temporaries (measured: about 40; rounded up).
+BYTES_PER_TOKEN = 64
+MAX_LEN = 4096
+
+
+def _check_memory(rollouts: int) -> None:
+    """Refuses a batch that would not fit in the memory free now (a MemoryError, or the
+    kernel's OOM killer, half-way through building it)."""
+    import os
+
+    need = rollouts * MAX_LEN * BYTES_PER_TOKEN
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):  # not on Linux: no bound known
+        return
+    if need > free:
+        raise ValueError(
+            f"rollouts: {rollouts} rollouts of up to {MAX_LEN} tokens need about "
+            f"{need / 2**30:.1f} GiB; {free / 2**30:.1f} GiB are free"
+        )
+
+
 def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> dict:
     """Time every implementation on one batch; a dict of results (see ``--json``)."""
     import sas_core
@@ -69,6 +92,7 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
         raise ValueError(f"rollouts: must be an int >= 1, got {rollouts!r}")
     if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1:
         raise ValueError(f"repeat: must be an int >= 1, got {repeat!r}")
+    _check_memory(rollouts)
     enc = qwen2_encoding()
     think_end = [enc.encode_single_token(THINK_END)]
     token_bytes = tokenizer_token_bytes(enc)
@@ -76,7 +100,7 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
         token_bytes, vocab_size=QWEN2_EMBEDDING_ROWS, think_end_ids=think_end
     )
     table = numpy_mask.NumpyTable(token_bytes, QWEN2_EMBEDDING_ROWS, think_end)
-    w = make_workload("bench", rollouts, max_len=4096, mean_len=3000, seed=seed)
+    w = make_workload("bench", rollouts, max_len=MAX_LEN, mean_len=3000, seed=seed)
     small = w.subsample(min(REFERENCE_ROLLOUTS, w.n_rollouts))
     ids, lps, cu, correct = small.as_lists()
 

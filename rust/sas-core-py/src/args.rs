@@ -146,8 +146,7 @@ option_arg!(GranularityArg, Granularity, "granularity");
 
 /// The selection options, read from the attributes of one Python object (a
 /// `sas_core.options.SASOptions`, checked there once): `ratio`, `mode`, `selection`,
-/// `granularity`, `seed`. As jiter and pydantic-core read their config objects; errors
-/// name the attribute.
+/// `granularity`, `seed`; errors name the attribute.
 pub struct OptionsArg(pub SelectOptions);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {

@@ -1,8 +1,10 @@
 //! `sas_core._core`: thin PyO3 bindings of the `sas-core` crate.
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for contiguous numpy
-//! arrays of the supported dtypes, option strings parsed into the core's enums),
-//! releases the GIL for the computation, and maps core errors through `error.rs`.
+//! arrays of the supported dtypes, option strings parsed into the core's enums), and
+//! maps core errors through `error.rs`. The segmentation, confidence and selection
+//! kernels release the GIL while they compute; the GRPO helpers (one pass over B
+//! rewards) and the scalar helpers keep it.
 //! Argument normalisation (dtype casts, defaults) lives in the Python layer.
 
 mod args;

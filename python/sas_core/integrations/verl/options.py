@@ -35,6 +35,11 @@ class VerlSASOptions(core_options.SASOptions):
     def from_algorithm(cls, algorithm: Any) -> VerlSASOptions:
         """From verl's ``config.algorithm`` (a DictConfig, a dataclass or a dict):
         its ``sas`` node, missing keys at their defaults; errors name the full key."""
+        if isinstance(algorithm, str | bytes | int | float | list | tuple | set):
+            raise TypeError(
+                "algorithm: must be verl's config.algorithm (a mapping or a config object), "
+                f"got {algorithm!r}"
+            )
         node = _get(algorithm, "sas")
         if node is not None and not hasattr(node, "items"):
             raise TypeError(f"{PREFIX[:-1]}: must be a mapping of SAS options, got {node!r}")
