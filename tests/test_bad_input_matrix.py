@@ -175,10 +175,12 @@ def _grpo_oracle(rewards, group_size=2, eps=1e-6):
     return reference.grpo_advantages(rewards, group_size, eps)
 
 
-def _flags(values, name):
-    """The one rule for flags: bools, or the integers 0 and 1."""
+def _flags(values, name, *, mask=False):
+    """The rule for flags: bools, or the integers 0 and 1; for masks, also the floats
+    0.0 and 1.0."""
     flat = np.asarray(values, dtype=object).reshape(-1).tolist()
-    if not all(type(v) is bool or (type(v) is int and v in (0, 1)) for v in flat):
+    kinds = (int, float) if mask else (int,)
+    if not all(type(v) is bool or (type(v) in kinds and v in (0, 1)) for v in flat):
         raise ValueError(f"{name}: not flags")
     return [bool(v) for v in flat]
 
@@ -203,7 +205,7 @@ def _batch_step_oracle(
 ):  # fmt: skip
     """sas_batch_step's result by the reference (shield "all": the truncation, given as
     flags or a window, only feeds statistics, but must be readable)."""
-    _flags(action_mask, "action_mask")
+    _flags(action_mask, "action_mask", mask=True)
     for name, value in (("call", call), ("index", index)):
         _count(value, name)
     if seed is not None:

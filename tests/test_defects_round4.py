@@ -71,7 +71,7 @@ BAD_MASKS = {
     "minus-one": torch.tensor([[1, -1, 1, 1]] * 2),
     "two": torch.tensor([[1, 2, 1, 1]] * 2),
     "complex": torch.ones((2, 4), dtype=torch.complex64),
-    "float": torch.ones((2, 4)),
+    "half": torch.tensor([[1.0, 0.5, 1.0, 1.0]] * 2),
 }
 TORCH_CALLS = {
     "sas_batch_step": lambda m: _step(action_mask=m),
@@ -94,9 +94,16 @@ def test_torch_calls_refuse_a_mask_numpy_refuses(call, mask):
         SEG.select_padded(IDS.numpy(), LPS.numpy(), values, np.array([True, False]))
 
 
-def test_an_integer_zero_one_mask_is_the_bool_mask():
-    as_int = _step(action_mask=MASK.long())
-    assert torch.equal(as_int.advantages, _step().advantages)
+@pytest.mark.parametrize("dtype", [torch.long, torch.uint8, torch.float32, torch.float16])
+def test_a_zero_one_mask_of_any_number_type_is_the_bool_mask(dtype):
+    mask = MASK.clone()
+    mask[1, 3] = False
+    got = _step(action_mask=mask.to(dtype))
+    assert torch.equal(got.advantages, _step(action_mask=mask).advantages)
+    keep = SEG.select_padded(IDS.numpy(), LPS.numpy(), mask.to(dtype).numpy(), [True, False])[0]
+    assert np.array_equal(
+        keep, SEG.select_padded(IDS.numpy(), LPS.numpy(), mask.numpy(), [True, False])[0]
+    )
 
 
 # 3. per-rollout advantages must be finite (NaN used to land on padding and zeros)

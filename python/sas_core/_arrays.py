@@ -107,19 +107,21 @@ def representable(a: np.ndarray, dtype: Any, name: str) -> None:
         )
 
 
-def _zero_one(a: np.ndarray, name: str, what: str) -> np.ndarray:
-    """The one rule for flags and masks of every layout: bool, or integers that are all
-    0 or 1 (floats, NaN, -1, 2, complex, strings are refused)."""
+def _zero_one(a: np.ndarray, name: str, what: str, *, floats: bool = False) -> np.ndarray:
+    """Flags and masks, one rule for every layout: bools, or integers that are all 0 or 1
+    (with ``floats``, as masks: also floats that are all exactly 0.0 or 1.0). NaN, inf,
+    -1, 2, 0.5, complex and strings are refused, naming the argument."""
     if a.dtype == np.bool_:
         return np.ascontiguousarray(a)
     if a.size == 0:
         return np.zeros(a.shape, dtype=np.bool_)
-    if a.dtype.kind in _INT_KINDS and np.isin(a, (0, 1)).all():
-        return a.astype(np.bool_)
-    if a.dtype.kind in _INT_KINDS:
-        bad = a[~np.isin(a, (0, 1))].ravel()[0]
-        raise TypeError(f"{name}: must be {what}, got the value {bad}")
-    raise TypeError(f"{name}: must be {what}, got dtype {a.dtype}")
+    numeric = a.dtype.kind in _INT_KINDS or (floats and a.dtype.kind == "f")
+    if not numeric:
+        raise TypeError(f"{name}: must be {what}, got dtype {a.dtype}")
+    ok = (a == 0) | (a == 1)
+    if not ok.all():
+        raise TypeError(f"{name}: must be {what}, got the value {a[~ok].ravel()[0]}")
+    return a.astype(np.bool_)
 
 
 def bool_array(x: Any, name: str) -> np.ndarray:
@@ -143,9 +145,13 @@ def host_array(x: Any, name: str) -> np.ndarray:
         raise TypeError(f"{name}: cannot be read as an array ({e})") from None
 
 
+MASK_RULE = "booleans (or 0/1)"
+
+
 def mask_array(x: Any, name: str) -> np.ndarray:
-    """A 2-D host bool mask (a padded batch's ``action_mask``), by :func:`_zero_one`."""
-    return _zero_one(host_array(x, name), name, "booleans (or 0/1)")
+    """A host bool mask (a padded batch's ``action_mask``), by :func:`_zero_one`: bools,
+    or 0/1 integers or floats (frameworks keep masks as float tensors too)."""
+    return _zero_one(host_array(x, name), name, MASK_RULE, floats=True)
 
 
 def flags_array(x: Any, name: str) -> np.ndarray:
@@ -277,7 +283,7 @@ def padded_numpy(
         raise TypeError(f"logprobs: must hold floats, got dtype {lp.dtype}")
     if lp.dtype not in (np.float32, np.float64) or not lp.dtype.isnative:
         lp = lp.astype(np.float64 if lp.dtype.itemsize >= 8 else np.float32)
-    mask = _zero_one(action_mask, "action_mask", "booleans (or 0/1)")
+    mask = _zero_one(action_mask, "action_mask", MASK_RULE, floats=True)
     ok = bool_array(correct, "correct")
     if ok.shape != (shape[0],):
         raise ValueError(f"correct: must have shape ({shape[0]},), one per row, got {ok.shape}")

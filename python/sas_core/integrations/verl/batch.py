@@ -105,7 +105,7 @@ def apply_sas(
     elif mask.shape[1] == 0:  # a zero-width batch (verl's own grpo handles it too)
         cut = {"truncated": torch.zeros(mask.shape[0], dtype=torch.bool)}
     else:
-        cut = {"truncated": mask[:, -1]}
+        cut = {"truncated": mask[:, -1] != 0}  # verl's masks may be float tensors
     step = sas_batch_step(
         responses,
         batch[key],
