@@ -31,17 +31,8 @@ def check_device(x: Any, name: str) -> None:
 
 
 def to_numpy(x: Any, name: str) -> np.ndarray:
-    """A 1-D numpy view of ``x`` (a torch tensor is moved to the CPU first)."""
-    if is_torch(x):
-        check_device(x, name)
-        x = x.detach()
-        if x.dtype.is_floating_point and x.element_size() < 4:
-            x = x.float()  # bfloat16/float16 have no zero-copy numpy view
-        x = x.cpu().numpy()
-    try:
-        a = np.asarray(x)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"{name}: cannot be read as an array ({e})") from None
+    """A 1-D numpy view of ``x`` (:func:`host_array`, which moves a tensor to the CPU)."""
+    a = host_array(x, name)
     if a.ndim != 1:
         raise ValueError(f"{name}: must be 1-D, got shape {a.shape}")
     return a

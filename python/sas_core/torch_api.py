@@ -168,7 +168,8 @@ def _numpy_dtype(dtype: Any) -> Any:
 
 
 def _mask_array(action_mask: torch.Tensor) -> np.ndarray:
-    """The host bool mask: the one rule of every layout (bool, or 0/1 integers)."""
+    """The host bool mask: the one rule of every layout (bools, or 0/1 integers or
+    floats)."""
     return _arrays.mask_array(action_mask, "action_mask")
 
 
@@ -455,8 +456,8 @@ def sas_batch_step(
             [0, 2**64)): random selection draws from ``unit_key(options.seed, call,
             index)``, unless ``seed`` gives this batch's seed itself.
 
-    Every argument is read strictly, as the other calls read it: ``action_mask`` and
-    ``truncated`` hold bools or 0/1 integers; ``scores`` real numbers (NaN: failed);
+    Every argument is read strictly, as the other calls read it: ``truncated`` holds
+    bools or 0/1 integers, ``action_mask`` also 0/1 floats; ``scores`` real numbers (NaN: failed);
     ``advantages`` a real float tensor with data (per-rollout advantages finite);
     ``window`` an integer length (a Python, numpy or one-element tensor integer). Each
     bad value is a ``ValueError``/``TypeError`` whose message starts with its name.
