@@ -207,6 +207,9 @@ def post_train(
             "per_device_train_batch_size": trainer.args.per_device_train_batch_size,
             "num_generations": trainer.args.num_generations,
             "max_completion_length": trainer.args.max_completion_length,
+            "mask_truncated_completions": bool(trainer.args.mask_truncated_completions),
+            # Which rollouts SAS may zero (None: plain GRPO), as the trainer holds it.
+            "sas_mode": trainer.args.mode if arm.trainer == "sas" else None,
             "reward": f"{reward.__module__}.{reward.__qualname__}",
         },
     }
