@@ -12,7 +12,7 @@ PY := $(VENV)/bin/python
 VERL_PY := $(VERL_VENV)/bin/python
 EXTRAS ?= test
 
-.PHONY: dev verl-env test-verl verl-cpu-loop openrlhf-cpu-loop wheel-aarch64 flash-attn-cpu browser lint test test-rust test-python bench demo demo-env wheel release-check clean
+.PHONY: dev verl-env test-verl verl-cpu-loop openrlhf-cpu-loop wheel-aarch64 flash-attn-cpu browser lint test test-rust test-python bench demo demo-env demo-constraints wheel release-check clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -117,10 +117,24 @@ bench: dev
 demo: demo-env
 	$(DEMO_VENV)/bin/sas-core demo
 
+# The demo environment installs exact versions (demo-constraints.txt), so that a fresh
+# machine gets the versions that produced the README's figures.
 demo-env:
 	@test -x $(DEMO_VENV)/bin/python || python3 -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
-	$(DEMO_VENV)/bin/python -m pip install -q ".[demo]"
+	$(DEMO_VENV)/bin/python -m pip install -q -c demo-constraints.txt ".[demo]"
+
+## demo-constraints: regenerate demo-constraints.txt: the `demo` extra resolved in a
+## scratch venv under the versions design 3's units recorded (docs/demo-design3/demo.json)
+DEMO_LOCK_VENV ?= /tmp/sas-demo-lock
+demo-constraints:
+	rm -rf $(DEMO_LOCK_VENV) && python3 -m venv $(DEMO_LOCK_VENV)
+	$(DEMO_LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	python3 scripts/demo_pins.py docs/demo-design3/demo.json > $(DEMO_LOCK_VENV)/pins.txt
+	$(DEMO_LOCK_VENV)/bin/python -m pip install -q -c $(DEMO_LOCK_VENV)/pins.txt ".[demo]"
+	{ echo "# make demo-constraints: the demo extra under docs/demo-design3/demo.json's versions,"; \
+	  echo "# resolved with CPython $$($(DEMO_LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())') on Linux x86_64. Do not edit by hand."; \
+	  $(DEMO_LOCK_VENV)/bin/python -m pip freeze --exclude sas-core; } > demo-constraints.txt
 
 clean:
 	cargo clean

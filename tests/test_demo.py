@@ -385,6 +385,9 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
         assert args["bf16"] is False and args["fp16"] is False
         assert args["learning_rate"] == training["learning_rate"] == 3e-5
         assert args["reward"] == "sas_core.demo.rl.ended_accuracy.<locals>.accuracy"
+        assert args["mask_truncated_completions"] is False
+    assert training["trainer_args"]["seed0-grpo"]["sas_mode"] is None
+    assert training["trainer_args"]["seed0-sas"]["sas_mode"] == "both"
     assert "trained in fp32 at lr 3e-05" in printed
     for name in ("G1", "G2"):
         g = first["gates"][name]
@@ -421,6 +424,19 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
         for unit in r["base_audits"].values():
             unit.pop("seconds")
     assert first == second  # same seed, same numbers
+
+
+def test_extension_arms_configure_the_trainers_as_named(tmp_path):
+    """design 3's extension: grpo-masktrunc runs TRL's GRPOTrainer with
+    mask_truncated_completions on; sas-failed runs SAS with zeros only in failed
+    rollouts. Both read back from the trainers' own arguments."""
+    result, _ = _demo(tmp_path, "ext", "--arms", "sas-failed", "grpo-masktrunc")
+    args = result["training"]["trainer_args"]
+    assert args["seed0-grpo-masktrunc"]["mask_truncated_completions"] is True
+    assert args["seed0-grpo-masktrunc"]["sas_mode"] is None
+    assert args["seed0-sas-failed"]["mask_truncated_completions"] is False
+    assert args["seed0-sas-failed"]["sas_mode"] == "failed"
+    assert set(result["comparisons"]) == {"sas-failed - grpo", "grpo-masktrunc - grpo"}
 
 
 def test_demo_resumes_from_units_on_disk(tmp_path):
