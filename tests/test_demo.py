@@ -436,7 +436,7 @@ def test_extension_arms_configure_the_trainers_as_named(tmp_path):
     assert args["seed0-grpo-masktrunc"]["sas_mode"] is None
     assert args["seed0-sas-failed"]["mask_truncated_completions"] is False
     assert args["seed0-sas-failed"]["sas_mode"] == "failed"
-    assert set(result["comparisons"]) == {"sas-failed - grpo", "grpo-masktrunc - grpo"}
+    assert {"sas-failed - grpo", "grpo-masktrunc - grpo"} <= set(result["comparisons"])
 
 
 def test_demo_resumes_from_units_on_disk(tmp_path):

@@ -161,3 +161,6 @@ def test_a_unit_in_two_folders_is_refused(folders, tmp_path):
     (twin / "runs" / "seed1-grpo.json").write_text((old / "runs" / "seed1-grpo.json").read_text())
     with pytest.raises(ValueError, match="unit grpo seed 1 in both"):
         findings.load_units(old, twin)
+    # FOLDER:arms reads only those arms, so the twin's grpo can stand in for old's
+    units = findings.load_units(f"{old}:sas", twin)
+    assert set(units) == {"sas", "grpo"} and set(units["grpo"]) == {1}

@@ -11,7 +11,7 @@ reading quotes, recomputed from ``runs/seed{N}-{arm}.json`` files alone.
   binomial spread of one evaluation (50 problems x 4 samples);
 - the paired differences of an exploratory extension, against chosen arms.
 
-``python -m sas_core.demo.findings FOLDER [FOLDER ...]`` prints them as Markdown; a unit
+``python -m sas_core.demo.findings FOLDER[:arm,arm] ...`` prints them as Markdown; a unit
 found in two folders is an error (nothing is silently preferred).
 """
 
@@ -32,14 +32,19 @@ OUTCOMES = ("correct", "failed")
 Units = dict[str, dict[int, dict]]  # arm -> seed -> the saved unit
 
 
-def load_units(*folders: Path) -> Units:
-    """Every ``runs/seed{N}-{arm}.json`` under the folders; the same (arm, seed) twice is
-    a ValueError naming both files."""
+def load_units(*folders: Path | str) -> Units:
+    """Every ``runs/seed{N}-{arm}.json`` under the folders; a folder written
+    ``FOLDER:arm,arm`` gives only those arms. The same (arm, seed) twice is a ValueError
+    naming both files."""
     units: Units = {}
     where: dict[tuple[str, int], Path] = {}
-    for folder in folders:
+    for spec in folders:
+        folder, _, only = str(spec).partition(":")
+        arms = set(only.split(",")) if only else None
         for path in sorted(Path(folder).glob("runs/seed*-*.json")):
             unit = json.loads(path.read_text())
+            if arms is not None and unit["arm"] not in arms:
+                continue
             key = (unit["arm"], int(unit["seed"]))
             if key in where:
                 raise ValueError(f"unit {key[0]} seed {key[1]} in both {where[key]} and {path}")
@@ -231,7 +236,9 @@ def markdown(units: Units, samples: int, extension: list[str], against: list[str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sas_core.demo.findings")
-    parser.add_argument("folders", nargs="+", type=Path, help="demo output folders")
+    parser.add_argument(
+        "folders", nargs="+", help="demo output folders; FOLDER:arm,arm reads only those arms"
+    )
     parser.add_argument("--seeds", help="only these seeds, e.g. 0,1,2,3,4")
     parser.add_argument("--extension", nargs="*", default=[], help="arms to compare")
     parser.add_argument("--against", nargs="*", default=["grpo", "sas"])
