@@ -119,8 +119,12 @@ demo: demo-env
 
 # The demo environment installs exact versions (demo-constraints.txt), so that a fresh
 # machine gets the versions that produced the README's figures.
+# (numpy 2.4 and pandas 3, among the pins, need CPython 3.11+: DEMO_PYTHON names one)
+DEMO_PYTHON ?= python3
 demo-env:
-	@test -x $(DEMO_VENV)/bin/python || python3 -m venv $(DEMO_VENV)
+	@$(DEMO_PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "make demo: the pinned demo environment needs CPython 3.11+; $(DEMO_PYTHON) is $$($(DEMO_PYTHON) -V 2>&1) (set DEMO_PYTHON=python3.11)"; exit 1; }
+	@test -x $(DEMO_VENV)/bin/python || $(DEMO_PYTHON) -m venv $(DEMO_VENV)
 	$(DEMO_VENV)/bin/python -m pip install -q --upgrade pip
 	$(DEMO_VENV)/bin/python -m pip install -q -c demo-constraints.txt ".[demo]"
 
@@ -128,7 +132,7 @@ demo-env:
 ## scratch venv under the versions design 3's units recorded (docs/demo-design3/demo.json)
 DEMO_LOCK_VENV ?= /tmp/sas-demo-lock
 demo-constraints:
-	rm -rf $(DEMO_LOCK_VENV) && python3 -m venv $(DEMO_LOCK_VENV)
+	rm -rf $(DEMO_LOCK_VENV) && $(DEMO_PYTHON) -m venv $(DEMO_LOCK_VENV)
 	$(DEMO_LOCK_VENV)/bin/python -m pip install -q --upgrade pip
 	python3 scripts/demo_pins.py docs/demo-design3/demo.json > $(DEMO_LOCK_VENV)/pins.txt
 	$(DEMO_LOCK_VENV)/bin/python -m pip install -q -c $(DEMO_LOCK_VENV)/pins.txt ".[demo]"
