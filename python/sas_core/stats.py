@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["NAMES", "SASStats", "batch_stats", "rollout_stats", "warn_nonfinite_once"]
+__all__ = ["NAMES", "batch_stats", "rollout_stats", "warn_nonfinite_once"]
 
 NAMES = (
     "sas/zeroed_token_frac",
@@ -70,33 +70,9 @@ def rollout_stats(
     return out
 
 
-class SASStats(dict):
-    """``{"sas/...": float}``. The unprefixed names of sas-core 0.1's torch API
-    (``frac_tokens_zeroed``, ``steps_per_rollout``, ``zeroed_steps_correct``,
-    ``zeroed_steps_failed``, ``frac_correct``, ``nonfinite_rollouts``) still read, with
-    their old meanings and a ``DeprecationWarning``."""
-
-    def __init__(self, values: dict[str, float], legacy: dict[str, float]) -> None:
-        super().__init__(values)
-        self._legacy = legacy
-
-    def __missing__(self, key: str) -> float:
-        if key in self._legacy:
-            warnings.warn(
-                f"SAS statistic {key!r} is deprecated; read the 'sas/...' names "
-                "(see sas_core.stats)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            return self._legacy[key]
-        raise KeyError(key)
-
-
-def batch_stats(
-    per_rollout: dict[str, np.ndarray], legacy: dict[str, float] | None = None
-) -> SASStats:
+def batch_stats(per_rollout: dict[str, np.ndarray]) -> dict[str, float]:
     """The batch's value of each statistic: the mean over rollouts, except
-    ``sas/nonfinite_rollouts``, a count. ``legacy``: the deprecated names' values."""
+    ``sas/nonfinite_rollouts``, a count."""
     # sum / size, not ndarray.mean: this runs once per statistic on every training batch,
     # and mean's dispatch costs more than the sum of a few thousand values.
     values = {
@@ -107,7 +83,7 @@ def batch_stats(
         )
         for name, v in per_rollout.items()
     }
-    return SASStats(values, legacy or {})
+    return values
 
 
 def warn_nonfinite_once(run: Any, count: int) -> None:

@@ -10,7 +10,7 @@ from sas_core import _arrays
 from sas_core._core import unit_key
 from sas_core.masks import finite_or_raise, grpo_checked, reward_array
 from sas_core.options import SASOptions, finite_value, seed_value
-from sas_core.stats import SASStats, batch_stats, rollout_stats
+from sas_core.stats import batch_stats, rollout_stats
 
 if TYPE_CHECKING:
     import torch
@@ -56,7 +56,7 @@ def sas_advantages(
     eps: float = 1e-6,
     nonfinite: str = "raise",
     num_threads: int | None = None,
-) -> tuple[torch.Tensor, SASStats]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
 
     Args:
@@ -304,7 +304,7 @@ def sas_token_advantages(
     seed: int = 0,
     nonfinite: str = "raise",
     num_threads: int | None = None,
-) -> tuple[torch.Tensor, SASStats]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
 
     The building block for trainers that compute their own per-rollout advantage
@@ -348,7 +348,7 @@ def _token_advantages(
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
-) -> tuple[torch.Tensor, SASStats]:
+) -> tuple[torch.Tensor, dict[str, float]]:
     """:func:`sas_token_advantages` on checked tensors and options."""
     import torch
 
@@ -365,17 +365,7 @@ def _token_advantages(
 
     tokens = mask.sum(axis=1)
     per_rollout = rollout_stats(n_units, n_selected, n_zeroed, tokens, correct_np, bad_rows)
-    c = correct_np
-    sel = n_selected.astype(np.float64)
-    legacy = {  # sas-core 0.1's names and meanings (deprecated)
-        "frac_tokens_zeroed": float(n_zeroed.sum()) / max(int(tokens.sum()), 1),
-        "steps_per_rollout": float(n_units.mean()) if n_units.size else 0.0,
-        "zeroed_steps_correct": float(sel[c].sum()) / max(int(c.sum()), 1),
-        "zeroed_steps_failed": float(sel[~c].sum()) / max(int((~c).sum()), 1),
-        "frac_correct": float(c.mean()) if c.size else 0.0,
-        "nonfinite_rollouts": int(bad_rows.sum()),
-    }
-    return out, batch_stats(per_rollout, legacy)
+    return out, batch_stats(per_rollout)
 
 
 class BatchStep(NamedTuple):
@@ -393,7 +383,7 @@ class BatchStep(NamedTuple):
     per_rollout: dict[str, np.ndarray]
     nonfinite_rollouts: int
 
-    def stats(self, rows: np.ndarray | None = None) -> SASStats:
+    def stats(self, rows: np.ndarray | None = None) -> dict[str, float]:
         """The batch's ``sas/...`` statistics, over ``rows`` ((B,) bool) or all rollouts."""
         if rows is None:
             return batch_stats(self.per_rollout)
