@@ -402,6 +402,10 @@ def test_quick_demo_end_to_end_and_deterministic(tmp_path, capsys):
     env = first["environment"]
     for key in ("torch", "trl", "transformers", "sas_core", "python", "cpu", "threads_per_process"):
         assert env[key]
+    import torch
+
+    # the quick run warms up inline, in this process's torch threads
+    assert first["base_audits"]["0"]["threads"] == torch.get_num_threads()
     cfg = first["config"]
     assert set(first["curves"]) == {"grpo", "sas"}
     for arm, by_seed in first["curves"].items():

@@ -115,6 +115,9 @@ def warm_up(cfg: DemoConfig, seed: int, out_dir: Path, tick=None) -> dict:
         seed=seed,
     )
     audit["seconds"] = time.time() - started
+    # The warm-up's float sums depend on the thread count (and the CPU): record it, as
+    # the figures of every run from this base do.
+    audit["threads"] = torch.get_num_threads()
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path.with_suffix(".pt"))
     path.write_text(json.dumps(audit, indent=2))
