@@ -134,7 +134,7 @@ DEMO_LOCK_VENV ?= /tmp/sas-demo-lock
 demo-constraints:
 	rm -rf $(DEMO_LOCK_VENV) && $(DEMO_PYTHON) -m venv $(DEMO_LOCK_VENV)
 	$(DEMO_LOCK_VENV)/bin/python -m pip install -q --upgrade pip
-	python3 scripts/demo_pins.py docs/demo-design3/demo.json > $(DEMO_LOCK_VENV)/pins.txt
+	$(DEMO_PYTHON) scripts/demo_pins.py docs/demo-design3/demo.json > $(DEMO_LOCK_VENV)/pins.txt
 	$(DEMO_LOCK_VENV)/bin/python -m pip install -q -c $(DEMO_LOCK_VENV)/pins.txt ".[demo]"
 	{ echo "# make demo-constraints: the demo extra under docs/demo-design3/demo.json's versions,"; \
 	  echo "# resolved with CPython $$($(DEMO_LOCK_VENV)/bin/python -c 'import platform; print(platform.python_version())') on Linux x86_64. Do not edit by hand."; \

@@ -123,6 +123,8 @@ def test_audit_names_an_id_outside_the_vocabulary(rows, token):
     ("args", "says"),
     [(["demo", "--seeds", "a-b"], "--seeds: expected"),
      (["demo", "--seeds", ""], "--seeds: expected"),
+     (["demo", "--seeds", "0-"], "--seeds: expected"),
+     (["demo", "--seeds", "3-1,5"], "--seeds: expected"),
      (["demo", "--pilot", "--full"], "--pilot: runs grpo and grpo-2L"),
      (["bench", "--rollouts", "100000000"], "rollouts: ")],
 )  # fmt: skip

@@ -164,3 +164,47 @@ def test_a_unit_in_two_folders_is_refused(folders, tmp_path):
     # FOLDER:arms reads only those arms, so the twin's grpo can stand in for old's
     units = findings.load_units(f"{old}:sas", twin)
     assert set(units) == {"sas", "grpo"} and set(units["grpo"]) == {1}
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--seeds", ""], "--seeds"),
+        (["--seeds", "x"], "--seeds"),
+        (["--seeds", "-1"], "--seeds"),
+        (["--seeds", "0-"], "--seeds"),
+        (["--seeds", "3-1,0"], "--seeds"),
+        (["--samples", "0"], "--samples"),
+        (["--samples", "-5"], "--samples"),
+        (["--samples", "nan"], "--samples"),
+        (["--samples", "inf"], "--samples"),
+        (["--samples", "2.5"], "--samples"),
+        (["--samples", "true"], "--samples"),
+    ],
+)
+def test_cli_bad_options_are_one_line_naming_the_option(folders, capsys, extra, named):
+    old, _ = folders
+    with pytest.raises(SystemExit) as stop:
+        findings.main([str(old), *extra])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and named in err
+
+
+def test_cli_folder_without_units_is_one_line_naming_it(folders, tmp_path, capsys):
+    old, _ = folders
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as stop:
+        findings.main([str(old), str(empty)])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and f"{empty}: no runs/" in err
+    with pytest.raises(ValueError, match="no runs/seed"):
+        findings.load_units(tmp_path / "missing")
+
+
+def test_cli_seed_ranges_as_the_demo_reads_them(folders, capsys):
+    old, _ = folders
+    assert findings.main([str(old), "--seeds", "0-1"]) == 0
+    assert "G4's margin (grpo, last minus step 0, 2 seeds)" in capsys.readouterr().out

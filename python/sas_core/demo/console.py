@@ -58,16 +58,19 @@ def add_arguments(demo: argparse.ArgumentParser) -> None:
 def parse_seeds(text: str) -> list[int]:
     """``0-9`` or ``0,3,5`` (or both); a mistake is a ValueError naming ``--seeds``, which
     the command line prints as one line (exit 2)."""
+    mistake = ValueError(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}")
     seeds: list[int] = []
     for part in text.split(","):
-        lo, _, hi = part.partition("-")
+        lo, dash, hi = part.partition("-")
         try:
-            seeds.extend(range(SEED(lo), SEED(hi) + 1) if hi else [SEED(lo)])
+            # "0-" is a range without its end: SEED("") refuses it
+            first, last = SEED(lo), SEED(hi) if dash else SEED(lo)
         except argparse.ArgumentTypeError:
-            raise ValueError(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}") from None
-    if not seeds:
-        raise ValueError(f"--seeds: expected e.g. 0-9 or 0,3,5, got {text!r}")
-    return seeds
+            raise mistake from None
+        if last < first:  # "3-1": an empty range is a typo, not "no seeds"
+            raise mistake
+        seeds.extend(range(first, last + 1))
+    return seeds  # every part gave at least one seed
 
 
 def config_from(args: argparse.Namespace) -> DemoConfig:

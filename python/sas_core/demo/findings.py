@@ -17,13 +17,14 @@ found in two folders is an error (nothing is silently preferred).
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
 from statistics import mean, stdev
 
-from sas_core.demo.verdict import paired_metric, summarize
+from sas_core._cli_args import COUNT, OneLineParser
+from sas_core.demo.console import parse_seeds
+from sas_core.demo.verdict import late_evaluations, mean_or_none, paired_metric, summarize
 
 ROLES = ("careful", "shortcut", "hesitation", "answer", "other")
 PHASES = ("early", "late")
@@ -34,14 +35,17 @@ Units = dict[str, dict[int, dict]]  # arm -> seed -> the saved unit
 
 def load_units(*folders: Path | str) -> Units:
     """Every ``runs/seed{N}-{arm}.json`` under the folders; a folder written
-    ``FOLDER:arm,arm`` gives only those arms. The same (arm, seed) twice is a ValueError
-    naming both files."""
+    ``FOLDER:arm,arm`` gives only those arms. A folder without units, or the same (arm,
+    seed) twice, is a ValueError naming the folder or both files."""
     units: Units = {}
     where: dict[tuple[str, int], Path] = {}
     for spec in folders:
         folder, _, only = str(spec).partition(":")
         arms = set(only.split(",")) if only else None
-        for path in sorted(Path(folder).glob("runs/seed*-*.json")):
+        paths = sorted(Path(folder).glob("runs/seed*-*.json"))
+        if not paths:
+            raise ValueError(f"{folder}: no runs/seed*-*.json units")
+        for path in paths:
             unit = json.loads(path.read_text())
             if arms is not None and unit["arm"] not in arms:
                 continue
@@ -51,12 +55,6 @@ def load_units(*folders: Path | str) -> Units:
             where[key] = path
             units.setdefault(key[0], {})[key[1]] = unit
     return units
-
-
-def _late(curve: list[dict]) -> list[dict]:
-    """The evaluations the primary metric averages (``verdict.summarize``'s rule)."""
-    last = curve[-1]["step"]
-    return [r for r in curve if r["step"] >= last / 2 and r["step"] > 0]
 
 
 def pass1_by_length(units: Units) -> dict[str, dict[int, dict[str, float]]]:
@@ -69,7 +67,7 @@ def pass1_by_length(units: Units) -> dict[str, dict[int, dict[str, float]]]:
         for t in terms:
             step0 = [u["curve"][0]["pass1_by_terms"][str(t)] for u in by_seed.values()]
             late = [
-                mean(r["pass1_by_terms"][str(t)] for r in _late(u["curve"]))
+                mean(r["pass1_by_terms"][str(t)] for r in late_evaluations(u["curve"]))
                 for u in by_seed.values()
             ]
             out[arm][t] = {"step0": mean(step0), "late": mean(late)}
@@ -118,7 +116,7 @@ def roles(units: Units) -> dict[str, dict[str, dict[str, dict[str, dict[str, flo
 def detrended_spread(curve: list[dict]) -> float:
     """The late Pass@1's standard deviation around its least-squares line over steps
     (the population form, as ``late_pass1_std``): spread that a trend does not explain."""
-    late = _late(curve)
+    late = late_evaluations(curve)
     x = [r["step"] for r in late]
     y = [r["pass1_2L"] for r in late]
     mx, my = mean(x), mean(y)
@@ -154,14 +152,9 @@ def noise(units: Units, samples: int) -> dict:
             "late_spread": mean(s["late_pass1_std"] for s in summaries),
             "late_spread_detrended": mean(detrended_spread(u["curve"]) for u in by_seed.values()),
             "binomial_spread": binomial_spread(late_mean, samples),
-            "late_entropy": _mean_of(s["late_entropy_mean"] for s in summaries),
+            "late_entropy": mean_or_none(s["late_entropy_mean"] for s in summaries),
         }
     return out
-
-
-def _mean_of(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return mean(values) if values else None
 
 
 def comparisons(units: Units, arms: list[str], against: list[str]) -> dict[str, dict]:
@@ -235,18 +228,24 @@ def markdown(units: Units, samples: int, extension: list[str], against: list[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sas_core.demo.findings")
+    """Mistakes (an option's value, a folder without units) are one line, exit 2."""
+    parser = OneLineParser(prog="python -m sas_core.demo.findings")
     parser.add_argument(
         "folders", nargs="+", help="demo output folders; FOLDER:arm,arm reads only those arms"
     )
-    parser.add_argument("--seeds", help="only these seeds, e.g. 0,1,2,3,4")
+    parser.add_argument("--seeds", help="only these seeds, e.g. 0-4 or 0,3,5")
     parser.add_argument("--extension", nargs="*", default=[], help="arms to compare")
     parser.add_argument("--against", nargs="*", default=["grpo", "sas"])
-    parser.add_argument("--samples", type=int, default=200, help="held-out samples per evaluation")
+    parser.add_argument(
+        "--samples", type=COUNT, default=200, help="held-out samples per evaluation"
+    )
     args = parser.parse_args(argv)
-    units = load_units(*args.folders)
-    if args.seeds:
-        keep = {int(s) for s in args.seeds.split(",")}
+    try:
+        units = load_units(*args.folders)
+        keep = None if args.seeds is None else set(parse_seeds(args.seeds))
+    except ValueError as e:
+        parser.error(str(e))
+    if keep is not None:
         units = {a: {s: u for s, u in by.items() if s in keep} for a, by in units.items()}
     print(markdown(units, args.samples, args.extension, args.against), end="")
     return 0

@@ -48,10 +48,15 @@ def t975(df: int) -> float:
     return _T975[df - 1] if df <= len(_T975) else 1.96
 
 
-def summarize(curve: list[dict]) -> dict:
-    """Per-run figures; "late" = evaluations at steps >= half the budget."""
+def late_evaluations(curve: list[dict]) -> list[dict]:
+    """The "late" evaluations the primary metric averages: steps >= half the budget."""
     last = curve[-1]["step"]
-    late = [r for r in curve if r["step"] >= last / 2 and r["step"] > 0]
+    return [r for r in curve if r["step"] >= last / 2 and r["step"] > 0]
+
+
+def summarize(curve: list[dict]) -> dict:
+    """Per-run figures over :func:`late_evaluations`."""
+    late = late_evaluations(curve)
     p = [r["pass1_2L"] for r in late]
     m = mean(p)
     first = curve[0]["pass1_2L"] if curve[0]["step"] == 0 else None
@@ -64,12 +69,12 @@ def summarize(curve: list[dict]) -> dict:
         "late_acc_L_mean": mean(r["acc_L"] for r in late),
         "late_length_mean": mean(r["length"] for r in late),
         "final_length": curve[-1]["length"],
-        "late_entropy_mean": _mean_or_none([r.get("entropy") for r in late]),
-        "late_clip_ratio_mean": _mean_or_none([r.get("clip_ratio") for r in late]),
+        "late_entropy_mean": mean_or_none([r.get("entropy") for r in late]),
+        "late_clip_ratio_mean": mean_or_none([r.get("clip_ratio") for r in late]),
     }
 
 
-def _mean_or_none(values: list) -> float | None:
+def mean_or_none(values) -> float | None:
     values = [v for v in values if v is not None]
     return mean(values) if values else None
 
