@@ -61,8 +61,8 @@ ROLLOUT_TRUNCATED = [
     "--algo.advantage.sas.shield", "truncated",
 ]  # fmt: skip
 KL = 0.05
-# name: loop.run keyword arguments. ``skew``: the engine reports its log-probs at twice
-# the temperature, so that ranking by them differs from ranking by the actor's.
+# name: loop.run keyword arguments. ``skew``: the engine reports its log-probs lowered by
+# seeded per-token noise, so that ranking by them differs from ranking by the actor's.
 RUNS = {
     "group_norm": dict(estimator="group_norm"),
     "sas": dict(estimator="sas", extra=RATIO),

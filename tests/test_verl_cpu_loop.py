@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).with_name("verl_cpu")))
 import loop  # noqa: E402
 
 # Options of the V1 sas run: rollout log-probs, only truncated failures shielded. Its
-# server reports log-probs at twice the temperature, so that rollout and old log-probs
-# rank steps differently and the test can tell which one SAS used.
+# server reports log-probs lowered by seeded per-token noise, so that rollout and old
+# log-probs rank steps differently and the test can tell which one SAS used.
 V1_SAS = {"logprobs": "rollout", "shield": "truncated"}
 # name: (estimator, V1 trainer, sas options, entry-point plugins on, skewed rollout log-probs)
 RUNS = {

@@ -41,10 +41,14 @@ import torch
 # With this set, the engine records each completed weight sync (a digest of its weights)
 # in ``<dir>/engine-sync-<pid>-<n>.json``.
 CAPTURE_ENV = "SAS_OPENRLHF_CPU_CAPTURE"
-# With this set, the engine reports each token's log-prob at twice the sampling
-# temperature (the tokens sampled are unchanged): the engine's and the actor's
-# log-probs then rank steps differently, so a test can tell which of the two SAS used.
+# With this set, the engine reports each token's log-prob lowered by a seeded uniform
+# draw in [0, SKEW_SPAN) (the tokens sampled are unchanged): the engine's and the
+# actor's log-probs then rank steps differently, so a test can tell which of the two
+# SAS used. A smooth change (a higher temperature) is not enough: a random-init model's
+# step means are close and keep their order under it on some runs. The span keeps every
+# token's importance ratio inside OpenRLHF's default correction band (0.5, 5.0).
 SKEW_ENV = "SAS_OPENRLHF_CPU_SKEW_ROLLOUT_LOGPROBS"
+SKEW_SPAN = 1.5
 
 
 def weights_digest(named: list[tuple[str, torch.Tensor]]) -> str:
@@ -221,10 +225,12 @@ class HFEngine:
                 logits = self.model(full).logits[0, len(prompt_ids) - 1 : -1].float()
                 if not greedy:
                     logits = logits / temperature
-                if self.skew:
-                    logits = logits / 2
                 logp = torch.log_softmax(logits, dim=-1)
-                chosen = logp.gather(1, torch.tensor(response)[:, None])[:, 0].tolist()
+                chosen = logp.gather(1, torch.tensor(response)[:, None])[:, 0]
+                if self.skew:
+                    gen = torch.Generator().manual_seed(zlib.crc32(repr(response).encode()))
+                    chosen = chosen - SKEW_SPAN * torch.rand(len(response), generator=gen)
+                chosen = chosen.tolist()
                 logprobs = [{t: Logprob(lp)} for t, lp in zip(response, chosen, strict=True)]
         text = self.tokenizer.decode(response, skip_special_tokens=params.skip_special_tokens)
         return RequestOutput(

@@ -240,7 +240,7 @@ def main(argv_: list[str] | None = None) -> int:
     parser.add_argument("--ranks", type=int, default=1, help="DeepSpeed ranks of the actor")
     parser.add_argument("--kl", type=float, default=0.0, help="--algo.kl.init_coef")
     parser.add_argument(
-        "--skew", action="store_true", help="the engine reports log-probs at twice the temperature"
+        "--skew", action="store_true", help="the engine reports log-probs lowered by seeded noise"
     )
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/sas-openrlhf-cpu-loop"))
     args, extra = parser.parse_known_args(argv_)

@@ -40,10 +40,13 @@ from verl.plugin.platform.platform_base import PlatformBase
 from verl.plugin.platform.platform_manager import PlatformRegistry
 
 SERVER_NAME = "sas_cpu_hf_rollout_server_{rank}"
-# With this set, the server reports each token's log-prob at twice the sampling
-# temperature: rollout and old log-probs then rank steps differently, so a test can tell
-# which of the two SAS used. The tokens sampled are unchanged.
+# With this set, the server reports each token's log-prob lowered by a seeded uniform
+# draw in [0, SKEW_SPAN): rollout and old log-probs then rank steps differently, so a
+# test can tell which of the two SAS used (a higher temperature, a smooth change, keeps
+# a random-init model's close step means in order on some runs). The tokens sampled are
+# unchanged.
 SKEW_ENV = "SAS_VERL_CPU_SKEW_ROLLOUT_LOGPROBS"
+SKEW_SPAN = 1.5
 
 
 class _CPUDevice:
@@ -338,10 +341,12 @@ class HFRolloutServer:
             logits = self.model(full).logits[0, len(prompt_ids) - 1 : -1].float()
             if not greedy:
                 logits = logits / temperature
-            if self.skew:
-                logits = logits / 2
             logp = torch.log_softmax(logits, dim=-1)
-            log_probs = logp.gather(1, torch.tensor(response)[:, None])[:, 0].tolist()
+            log_probs = logp.gather(1, torch.tensor(response)[:, None])[:, 0]
+            if self.skew:
+                gen = torch.Generator().manual_seed(zlib.crc32(repr(response).encode()))
+                log_probs = log_probs - SKEW_SPAN * torch.rand(len(response), generator=gen)
+            log_probs = log_probs.tolist()
         return TokenOutput(
             token_ids=response,
             log_probs=log_probs,
