@@ -45,4 +45,4 @@ def verl_bound(qwen):
 
     estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)
     yield
-    estimator._RUN.segmenter = None
+    estimator.unbind()

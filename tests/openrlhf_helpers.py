@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from sas_core._core import unit_key
 from sas_core.demo.task import sample_problem, solution
 from sas_core.demo.tiny import build_tokenizer
-from sas_core.integrations.openrlhf.estimator import experience_seed
 
 import padded_reference
 
@@ -172,9 +172,7 @@ def expected_sas(base: list[Any], options: Any, token_bytes: list[bytes], rows: 
     by the unpatched code) times the reference keep mask."""
     out = []
     for j, exp in enumerate(base):
-        keep = reference_keep(
-            exp, options, token_bytes, rows, experience_seed(options.seed, call, j)
-        )
+        keep = reference_keep(exp, options, token_bytes, rows, unit_key(options.seed, call, j))
         out.append(torch.where(keep, exp.advantages, torch.zeros_like(exp.advantages)))
     return out
 

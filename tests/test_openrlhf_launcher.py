@@ -18,7 +18,7 @@ require_openrlhf()
 
 import openrlhf.utils.config as openrlhf_config  # noqa: E402
 
-from sas_core.integrations.openrlhf import SASOptions, compat, gpu_stack, reward_func_path  # noqa: E402
+from sas_core.integrations.openrlhf import OpenRLHFSASOptions, compat, gpu_stack, reward_func_path  # noqa: E402
 from sas_core.integrations.openrlhf.launcher import (  # noqa: E402
     main,
     parse_args,
@@ -47,7 +47,7 @@ def test_sas_options_reach_args():
         ]
     )  # fmt: skip
     assert args.algo.advantage.estimator == "sas"
-    assert args.algo.advantage.sas == SASOptions(
+    assert args.algo.advantage.sas == OpenRLHFSASOptions(
         ratio=0.2, mode="failed", selection="random", granularity="token",
         correct_threshold=0.9, logprobs="rollout", shield="truncated", think_end="</think>",
         seed=7,
@@ -58,7 +58,7 @@ def test_sas_options_reach_args():
 def test_defaults_legacy_spelling_and_flat_aliases():
     args = parse_args(["--advantage_estimator", "sas", *GROUP, "--train.seed", "123"])
     assert args.algo.advantage.estimator == "sas"
-    assert args.algo.advantage.sas == SASOptions(seed=123)  # paper defaults, run's seed
+    assert args.algo.advantage.sas == OpenRLHFSASOptions(seed=123)  # paper defaults, run's seed
     args = parse_args(["--advantage_estimator=sas", *GROUP, "--sas_ratio", "0.4"])
     assert args.algo.advantage.estimator == "sas" and args.algo.advantage.sas.ratio == 0.4
     assert translate_legacy(["--advantage_estimator=rloo", "x"]) == [
@@ -81,14 +81,15 @@ SAS_FLAG = "--algo.advantage.sas."
     [
         ("ratio", "1.5", "must be in [0, 1], got 1.5"),
         ("ratio", "-0.1", "must be in [0, 1], got -0.1"),
-        ("ratio", "lots", "must be a number in [0, 1], got 'lots'"),
-        ("mode", "all", "invalid choice: 'all'"),
-        ("selection", "worst", "invalid choice: 'worst'"),
-        ("granularity", "line", "invalid choice: 'line'"),
-        ("logprobs", "ref", "invalid choice: 'ref'"),
-        ("shield", "none", "invalid choice: 'none'"),
+        ("ratio", "lots", "invalid float value: 'lots'"),  # argparse: not a number
+        # the rest: the options' own checks, once, after parsing
+        ("mode", "all", "must be one of ('both', 'correct', 'failed'), got 'all'"),
+        ("selection", "worst", "must be one of ('confidence', 'random'), got 'worst'"),
+        ("granularity", "line", "must be one of ('step', 'token'), got 'line'"),
+        ("logprobs", "ref", "must be one of ('action', 'rollout'), got 'ref'"),
+        ("shield", "none", "must be one of ('all', 'truncated'), got 'none'"),
         ("correct_threshold", "nan", "must be finite, got nan"),
-        ("seed", "-1", "must be >= 0, got -1"),
+        ("seed", "-1", "must be in [0, 2**64), got -1"),
         ("logprobs", "rollout", "OpenRLHF records vLLM's log-probs only with"),
     ],
 )
@@ -171,10 +172,10 @@ def test_options_validate_themselves():
     for bad in ({"ratio": 1.1}, {"mode": "x"}, {"logprobs": "ref"}, {"shield": "x"}, {"seed": -1},
                 {"correct_threshold": float("inf")}, {"nonfinite": "skip"}):  # fmt: skip
         with pytest.raises(ValueError, match=rf"^{next(iter(bad))}: "):
-            SASOptions(**bad)
+            OpenRLHFSASOptions(**bad)
     with pytest.raises(TypeError, match=r"^ratio: must be a real number"):  # the core's rule
-        SASOptions(ratio=True)
-    assert SASOptions().nonfinite == "keep"  # a long run survives one bad rollout
+        OpenRLHFSASOptions(ratio=True)
+    assert OpenRLHFSASOptions().nonfinite == "keep"  # a long run survives one bad rollout
 
 
 def _python(code: str, *argv: str) -> subprocess.CompletedProcess:
@@ -185,7 +186,7 @@ def _python(code: str, *argv: str) -> subprocess.CompletedProcess:
 
 
 def test_unpickling_the_options_installs_the_estimator_in_a_fresh_process():
-    blob = pickle.dumps(SASOptions(ratio=0.25)).hex()
+    blob = pickle.dumps(OpenRLHFSASOptions(ratio=0.25)).hex()
     code = (
         "import openrlhf_cpu_shims, pickle, sys; openrlhf_cpu_shims.install();"
         "from sas_core.integrations.openrlhf.estimator import is_installed;"

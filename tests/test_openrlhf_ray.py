@@ -46,7 +46,7 @@ def _argv(model_dir: Path, estimator: str) -> list[str]:
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_estimator_is_active_in_the_trainer_actor(local_ray, model_dir, kind):
-    from sas_core.integrations.openrlhf.estimator import experience_seed
+    from sas_core._core import unit_key
 
     args = parse_args(_argv(model_dir, "sas"))
     exps = h.make_experiences(11, n_prompts=3)
@@ -80,7 +80,7 @@ def test_estimator_is_active_in_the_trainer_actor(local_ray, model_dir, kind):
     for g, w in zip(got["advantages"], want):
         assert torch.equal(g, w)
     assert sum(float(i["sas/zeroed_token_frac"].sum()) for i in got["info"]) > 0
-    assert experience_seed(options.seed, 0, 0) != experience_seed(options.seed, 1, 0)
+    assert unit_key(options.seed, 0, 0) != unit_key(options.seed, 1, 0)
 
 
 def test_without_sas_options_nothing_is_installed_in_the_actor(local_ray, model_dir):

@@ -17,12 +17,14 @@ from hypothesis import strategies as st
 
 import sas_core
 from sas_core import _core, reference
-from sas_core.options import GRANULARITIES, MODES, SELECTIONS, SASOptions
+from sas_core.options import SASOptions, schema
 from sas_core.segmenter import StepSegmenter, model_vocab_rows
 
 import padded_reference
 
 VOCAB = [b"a", b"b", b"\n\n", b"\n", b"c."]
+CHOICES = {o.name: o.choices for o in schema()}
+MODES, SELECTIONS, GRANULARITIES = CHOICES["mode"], CHOICES["selection"], CHOICES["granularity"]
 
 
 def test_defaults_are_the_papers_and_values_match_the_oracle():
@@ -211,8 +213,8 @@ def test_for_model_sizes_the_segmenter_to_the_embedding_rows(tmp_path):
     assert StepSegmenter.for_model(tok, 3).vocab_size == plain.vocab_size
 
 
-def test_selection_result_has_one_name_and_the_old_one_still_works():
-    assert sas_core.Selection is sas_core.StepSelection
+def test_selection_result_has_one_name():
+    assert not hasattr(sas_core, "Selection")  # no deprecated alias before a release
     got = sas_core.select_steps(*_raw_args())
     assert isinstance(got, sas_core.StepSelection)
 

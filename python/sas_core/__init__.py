@@ -10,7 +10,6 @@ from sas_core._arrays import default_num_threads
 from sas_core._core import __version__
 from sas_core.confidence import StepConfidences, step_confidences
 from sas_core.masks import (
-    Selection,
     StepSelection,
     grpo_advantages,
     keep_mask,
@@ -29,7 +28,6 @@ from sas_core.torch_api import (
 
 __all__ = [
     "SASOptions",
-    "Selection",
     "StepConfidences",
     "StepSegmenter",
     "StepSelection",

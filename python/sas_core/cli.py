@@ -12,7 +12,7 @@ from pathlib import Path
 import sas_core
 from sas_core import _arrays
 from sas_core._cli_args import COUNT, SEED, OneLineParser, integer, real
-from sas_core.options import MODES, SASOptions
+from sas_core.options import SASOptions, schema
 from sas_core.progress import progress
 
 
@@ -391,8 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ins.add_argument("--tokenizer", default="qwen2", help="'qwen2' or a local HF tokenizer dir")
     defaults = SASOptions()
-    ins.add_argument("--ratio", type=float, default=defaults.ratio)
-    ins.add_argument("--mode", default=defaults.mode, choices=MODES)
+    options = {o.name: o for o in schema()}
+    ins.add_argument("--ratio", type=float, default=defaults.ratio, help=options["ratio"].help)
+    ins.add_argument(
+        "--mode", default=defaults.mode, choices=options["mode"].choices, help=options["mode"].help
+    )
     ins.add_argument(
         "--correct-threshold", type=real(-math.inf), default=defaults.correct_threshold
     )

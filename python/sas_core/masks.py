@@ -11,10 +11,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.options import SASOptions, finite_value
+from sas_core.options import SASOptions, finite, keyword_options
 
 __all__ = [
-    "Selection",
     "StepSelection",
     "grpo_advantages",
     "keep_mask",
@@ -24,7 +23,7 @@ __all__ = [
 
 
 class StepSelection(NamedTuple):
-    """What :func:`select_steps` chose (formerly ``Selection``).
+    """What :func:`select_steps` chose.
 
     keep: (N,) bool, False on the tokens of selected steps.
     n_units: (B,) uint32, steps (or in-step tokens at token granularity) per rollout.
@@ -34,11 +33,6 @@ class StepSelection(NamedTuple):
     keep: Any
     n_units: Any
     n_selected: Any
-
-
-Selection = StepSelection
-"""The former name of :class:`StepSelection`, kept so that existing code runs; the only
-``Selection`` left (the option's type is ``SelectionRule``, in Python and in Rust)."""
 
 
 def _torch_device(*xs: Any) -> Any:
@@ -56,18 +50,14 @@ def _back(a: np.ndarray, device: Any) -> Any:
     return torch.from_numpy(a).to(device)
 
 
+@keyword_options()
 def select_steps(
     step_ids: Any,
     logprobs: Any,
     cu_seqlens: Any,
     correct: Any,
     *,
-    ratio: float = 0.3,
-    mode: str = "both",
-    selection: str = "confidence",
-    granularity: str = "step",
-    seed: int = 0,
-    nonfinite: str = "raise",
+    options: SASOptions,
     num_threads: int | None = None,
 ) -> StepSelection:
     """Selects the steps whose advantage SAS zeroes.
@@ -78,21 +68,13 @@ def select_steps(
         logprobs: (N,) float32/float64, log-prob of each token under the rollout policy.
         cu_seqlens: (B+1,) int, rollout boundaries in the packed arrays.
         correct: (B,) bool, whether each rollout was verified correct.
-        ratio: fraction r of each rollout's steps to select, in [0, 1].
-        mode: "both", "correct" (only correct rollouts get zeros) or "failed".
-        selection: "confidence" (lowest steps of correct, highest of failed rollouts) or
-            "random" (reproducible from ``seed``).
-        granularity: "step", or "token" to rank single tokens by log-prob.
-        nonfinite: "raise" (a NaN/inf log-prob is a ``ValueError``) or "keep": a rollout
-            with one gets no unit selected (its tokens all kept), the others are
-            selected as without it.
+        ratio, mode, selection, granularity, seed, nonfinite: the options, by name
+            (:class:`~sas_core.options.SASOptions` lists their defaults and meanings).
+            ``nonfinite="keep"``: a rollout with a NaN/inf log-prob gets no unit
+            selected (its tokens all kept), the others are selected as without it.
         num_threads: threads for the Rust core (default: ``SAS_CORE_NUM_THREADS`` or
             all CPUs); the result does not depend on it.
     """
-    options = SASOptions(
-        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
-        nonfinite=nonfinite,
-    )  # fmt: skip
     device = _torch_device(step_ids, logprobs, cu_seqlens, correct)
     sid = _arrays.int_array(step_ids, "step_ids", allow_int32=True)
     if sid.dtype != np.int32:
@@ -140,36 +122,22 @@ def unselect_rows(
     n_selected[rows] = 0
 
 
+@keyword_options()
 def keep_mask(
     step_ids: Any,
     logprobs: Any,
     cu_seqlens: Any,
     correct: Any,
     *,
-    ratio: float = 0.3,
-    mode: str = "both",
-    selection: str = "confidence",
-    granularity: str = "step",
-    seed: int = 0,
-    nonfinite: str = "raise",
+    options: SASOptions,
     num_threads: int | None = None,
 ) -> Any:
     """(N,) bool keep mask: False on the tokens of the steps SAS selects.
 
     Same arguments as :func:`select_steps`, which also returns the per-rollout counts.
     """
-    return select_steps(
-        step_ids,
-        logprobs,
-        cu_seqlens,
-        correct,
-        ratio=ratio,
-        mode=mode,
-        selection=selection,
-        granularity=granularity,
-        seed=seed,
-        nonfinite=nonfinite,
-        num_threads=num_threads,
+    return select_steps.__wrapped__(
+        step_ids, logprobs, cu_seqlens, correct, options=options, num_threads=num_threads
     ).keep
 
 
@@ -189,7 +157,7 @@ def grpo_advantages(
 
 def grpo_checked(r: np.ndarray, group_size: Any, group_ids: Any, eps: Any) -> np.ndarray:
     """:func:`grpo_advantages` of rewards already read by :func:`reward_array`."""
-    eps = finite_value(eps, "eps")
+    eps = finite(eps, "eps")
     if eps <= 0:  # eps = 0 divides 0 by 0 in a group of equal rewards
         raise ValueError(f"eps: must be > 0, got {eps}")
     if (group_size is None) == (group_ids is None):

@@ -11,7 +11,7 @@ import numpy as np
 
 from sas_core import _arrays, _core
 from sas_core.masks import StepSelection, _back, _torch_device, finite_or_raise, unselect_rows
-from sas_core.options import SASOptions
+from sas_core.options import SASOptions, keyword_options
 from sas_core.token_bytes import tokenizer_token_bytes
 
 __all__ = ["StepSegmenter", "model_vocab_rows"]
@@ -117,6 +117,7 @@ class StepSegmenter:
             f"think_end_ids={list(self.think_end_ids)})"
         )
 
+    @keyword_options()
     def select_padded(
         self,
         response_ids: np.ndarray,
@@ -124,11 +125,7 @@ class StepSegmenter:
         action_mask: np.ndarray,
         correct: np.ndarray,
         *,
-        ratio: float = 0.3,
-        mode: str = "both",
-        selection: str = "confidence",
-        granularity: str = "step",
-        seed: int = 0,
+        options: SASOptions,
         num_threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Segments and selects every row of a padded (B, A) batch, in place.
@@ -145,36 +142,37 @@ class StepSegmenter:
             n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
             and the response tokens those cover. Errors name the row.
         """
-        options = SASOptions(
-            ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed
-        )
-        return self.keep_mask_padded(
-            *_arrays.padded_numpy(response_ids, logprobs, action_mask, correct),
-            options,
-            num_threads,
-        )
+        arrays = _arrays.padded_numpy(response_ids, logprobs, action_mask, correct)
+        return self._select_padded(*arrays, options, num_threads)[:4]
 
-    def keep_mask_padded(
+    def _select_padded(
         self,
         response_ids: np.ndarray,
         logprobs: np.ndarray,
         action_mask: np.ndarray,
         correct: np.ndarray,
         options: SASOptions,
-        num_threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """:meth:`select_padded` for callers that hold checked numpy arrays of the
-        core's dtypes (int32/int64 ids, float32/float64 log-probs, bool mask and
-        ``correct``) and a :class:`SASOptions`, which the Rust core reads directly: the
-        options are not validated twice."""
-        return self._table.keep_mask_padded(
-            _arrays.c_order(response_ids),
-            _arrays.c_order(logprobs),
-            _arrays.c_order(action_mask),
-            _arrays.c_order(correct),
-            options,
-            _arrays.threads_value(num_threads),
-        )
+        num_threads: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`select_padded` on checked numpy arrays of the core's dtypes, which the
+        Rust core reads in place (C order), with the options object as built; also
+        returns the (B,) rows left unselected for NaN/inf log-probs.
+
+        ``options.nonfinite == "keep"``: a row whose response log-probs hold NaN or inf
+        gets no unit selected (its advantage stands, as GRPO's would); selection is per
+        row, so the others are what they would be without it. ``"raise"``: the core
+        raises, naming the row."""
+        lps, bad = finite_or_raise(logprobs, options, where=action_mask)
+        keep, n_units, n_selected, n_zeroed = self._table.keep_mask_padded(
+            _arrays.c_order(response_ids), _arrays.c_order(lps), _arrays.c_order(action_mask),
+            _arrays.c_order(correct), options, _arrays.threads_value(num_threads),
+        )  # fmt: skip
+        bad_rows = np.zeros(len(correct), dtype=bool) if bad is None else bad.any(axis=1)
+        if bad is not None:
+            keep[bad_rows] = True
+            n_selected[bad_rows] = 0
+            n_zeroed[bad_rows] = 0
+        return keep, n_units, n_selected, n_zeroed, bad_rows
 
     def segment_with_counts(
         self, token_ids: Any, cu_seqlens: Any, *, num_threads: int | None = None
@@ -202,6 +200,7 @@ class StepSegmenter:
         steps, _ = self.segment_with_counts(token_ids, cu_seqlens, num_threads=num_threads)
         return _back(steps, _torch_device(token_ids, cu_seqlens))
 
+    @keyword_options()
     def select_steps(
         self,
         token_ids: Any,
@@ -209,12 +208,7 @@ class StepSegmenter:
         cu_seqlens: Any,
         correct: Any,
         *,
-        ratio: float = 0.3,
-        mode: str = "both",
-        selection: str = "confidence",
-        granularity: str = "step",
-        seed: int = 0,
-        nonfinite: str = "raise",
+        options: SASOptions,
         num_threads: int | None = None,
     ) -> StepSelection:
         """Segments and selects in one fused pass: ``select_steps(segment(ids), ...)``.
@@ -222,10 +216,6 @@ class StepSegmenter:
         Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
         ids. Step ids never leave the Rust core (no batch-sized intermediate array).
         """
-        options = SASOptions(
-            ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
-            nonfinite=nonfinite,
-        )  # fmt: skip
         cu = _arrays.cu_seqlens_array(cu_seqlens)
         lps, bad = finite_or_raise(_arrays.float_array(logprobs, "logprobs"), options)
         keep, n_units, n_selected = self._table.sas_mask(

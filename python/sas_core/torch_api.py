@@ -8,8 +8,8 @@ import numpy as np
 
 from sas_core import _arrays
 from sas_core._core import unit_key
-from sas_core.masks import finite_or_raise, grpo_checked, reward_array
-from sas_core.options import SASOptions, finite_value, seed_value
+from sas_core.masks import grpo_checked, reward_array
+from sas_core.options import SELECT_OPTIONS, SASOptions, keyword_options, seed_value
 from sas_core.stats import batch_stats, rollout_stats
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
         raise ValueError(f"{name}, response_ids: shapes differ, {tuple(t.shape)} and {shape}")
 
 
+@keyword_options(*SELECT_OPTIONS, "correct_threshold")
 def sas_advantages(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
@@ -46,15 +47,9 @@ def sas_advantages(
     segmenter: StepSegmenter,
     *,
     group_ids: Any = None,
-    correct_threshold: float = 0.5,
     correct: torch.Tensor | None = None,
-    ratio: float = 0.3,
-    mode: str = "both",
-    selection: str = "confidence",
-    granularity: str = "step",
-    seed: int = 0,
     eps: float = 1e-6,
-    nonfinite: str = "raise",
+    options: SASOptions,
     num_threads: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
@@ -71,7 +66,7 @@ def sas_advantages(
         correct_threshold: a rollout is correct when its reward > threshold.
         correct: (B,) bool, overrides the threshold (e.g. raw verifier scores when
             ``rewards`` carry shaping).
-        ratio, mode, selection, granularity, seed, num_threads: see
+        ratio, mode, selection, granularity, seed, nonfinite, num_threads: see
             :func:`sas_core.select_steps`.
         eps: GRPO's std epsilon.
 
@@ -86,12 +81,8 @@ def sas_advantages(
         raise ValueError(f"rewards: must be a tensor of shape ({b},), one reward per rollout")
     reward_np = reward_array(rewards)
     if correct is None:
-        correct = reward_np > finite_value(correct_threshold, "correct_threshold")
+        correct = reward_np > options.correct_threshold
     rollout_adv = grpo_checked(reward_np, group_size, group_ids, eps)
-    options = SASOptions(
-        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
-        nonfinite=nonfinite,
-    )  # fmt: skip
     return _token_advantages(
         shape, response_ids, logprobs, action_mask, rollout_adv, correct, segmenter, options,
         num_threads,
@@ -207,15 +198,11 @@ def _padded_core(
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    lp_np, bad = finite_or_raise(lp.cpu().contiguous().numpy(), options, where=mask)
-    bad_rows = np.zeros(mask.shape[0], dtype=bool) if bad is None else bad.any(axis=1)
-    keep, n_units, n_selected, n_zeroed = segmenter.keep_mask_padded(
-        ids.cpu().contiguous().numpy(), lp_np, mask, correct, options, num_threads
+    return TokenSelection(
+        *segmenter._select_padded(
+            ids.cpu().numpy(), lp.cpu().numpy(), mask, correct, options, num_threads
+        )
     )
-    picked = TokenSelection(keep, n_units, n_selected, n_zeroed, bad_rows)
-    if bad_rows.any():
-        picked.unselect(bad_rows)
-    return picked
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -224,6 +211,7 @@ def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
     return arr
 
 
+@keyword_options()
 def sas_token_selection(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
@@ -231,12 +219,7 @@ def sas_token_selection(
     correct: Any,
     segmenter: StepSegmenter,
     *,
-    ratio: float = 0.3,
-    mode: str = "both",
-    selection: str = "confidence",
-    granularity: str = "step",
-    seed: int = 0,
-    nonfinite: str = "raise",
+    options: SASOptions,
     num_threads: int | None = None,
 ) -> TokenSelection:
     """The SAS keep mask of a padded batch, for trainers whose advantages vary per token
@@ -256,14 +239,7 @@ def sas_token_selection(
         action_mask,
         correct,
         segmenter,
-        SASOptions(
-            ratio=ratio,
-            mode=mode,
-            selection=selection,
-            granularity=granularity,
-            seed=seed,
-            nonfinite=nonfinite,
-        ),
+        options,
         num_threads,
     )
     return picked._replace(keep=torch.from_numpy(picked.keep).to(logprobs.device))
@@ -289,6 +265,7 @@ def _select(
     return picked, mask, correct_np
 
 
+@keyword_options()
 def sas_token_advantages(
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
@@ -297,12 +274,7 @@ def sas_token_advantages(
     correct: Any,
     segmenter: StepSegmenter,
     *,
-    ratio: float = 0.3,
-    mode: str = "both",
-    selection: str = "confidence",
-    granularity: str = "step",
-    seed: int = 0,
-    nonfinite: str = "raise",
+    options: SASOptions,
     num_threads: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
@@ -328,10 +300,6 @@ def sas_token_advantages(
     its whole advantage; for long runs that must survive one bad rollout).
     """
     shape = _check_padded(response_ids, logprobs, action_mask)
-    options = SASOptions(
-        ratio=ratio, mode=mode, selection=selection, granularity=granularity, seed=seed,
-        nonfinite=nonfinite,
-    )  # fmt: skip
     return _token_advantages(
         shape, response_ids, logprobs, action_mask, rollout_advantages, correct, segmenter,
         options, num_threads,

@@ -18,7 +18,7 @@ Install with ``pip install "sas-core[trl]"``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field, make_dataclass
 from typing import Any
 
 from sas_core.requirements import require
@@ -29,7 +29,7 @@ for _package in ("torch", "transformers", "trl"):  # before touching TRL's inter
 import torch  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-from sas_core.options import SASOptions  # noqa: E402
+from sas_core.options import SASOptions, schema  # noqa: E402
 from sas_core.segmenter import StepSegmenter  # noqa: E402
 from sas_core.stats import warn_nonfinite_once  # noqa: E402
 from sas_core.torch_api import sas_batch_step  # noqa: E402
@@ -37,74 +37,43 @@ from sas_core.torch_api import sas_batch_step  # noqa: E402
 __all__ = ["SASGRPOConfig", "SASGRPOTrainer"]
 
 
-@dataclass
-class SASGRPOConfig(GRPOConfig):
-    """``GRPOConfig`` plus the SAS options (names and meanings of ``sas_core``'s API).
+# The SAS fields of the config, from the options' schema (at the trainer defaults):
+# every option but the seed, which is the trainer's (varied per generation batch).
+_OPTIONS = tuple(opt for opt in schema() if opt.name != "seed")
 
-    Random selection draws from the trainer's ``seed`` (varied per generation batch).
-    """
 
-    ratio: float = field(
-        default=0.3, metadata={"help": "Fraction of steps whose advantage SAS zeroes."}
-    )
-    mode: str = field(
-        default="both", metadata={"help": "Which rollouts get zeros: both, correct, failed."}
-    )
-    selection: str = field(
-        default="confidence", metadata={"help": "How steps are chosen: confidence or random."}
-    )
-    granularity: str = field(
-        default="step", metadata={"help": "Rank steps or single tokens: step, token."}
-    )
-    correct_threshold: float = field(
-        default=0.5,
-        metadata={"help": "A completion is correct when its correctness reward exceeds this."},
-    )
-    correctness_reward: str | None = field(
-        default=None,
-        metadata={
-            "help": "Name of the reward function whose raw value decides correctness "
-            "(e.g. the verifier); default: the weighted sum of all reward functions."
-        },
-    )
-    nonfinite: str = field(
-        default="keep",
-        metadata={
-            "help": "A rollout with NaN/inf log-probs: 'keep' its GRPO advantage (no step "
-            "zeroed; warned once, counted in sas/nonfinite_rollouts) or 'raise'."
-        },
-    )
-    think_end: str | None = field(
-        default=None,
-        metadata={
-            "help": "Token text that ends the reasoning region (e.g. '</think>'); steps stop there."
-        },
-    )
-    shield: str = field(
-        default="all",
-        metadata={
-            "help": "Failed completions whose most confident steps are shielded: 'all' (paper) "
-            "or only 'truncated' ones (ending without EOS, as TRL's clipped_ratio counts)."
-        },
-    )
+def _sas_options(self: Any) -> SASOptions:
+    """The SAS options of this config, checked when it was built (and again only if a
+    field changed since)."""
+    values = {opt.name: getattr(self, opt.name) for opt in _OPTIONS}
+    built = self.__dict__.get("_sas_options")
+    if built is None or values != {name: getattr(built, name) for name in values}:
+        built = SASOptions(**values)
+        self.__dict__["_sas_options"] = built
+    return built
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.sas_options()  # validates, naming the option
 
-    def sas_options(self) -> SASOptions:
-        """The SAS options of this config (the seed of random selection is the
-        trainer's, varied per batch)."""
-        return SASOptions(
-            ratio=self.ratio,
-            mode=self.mode,
-            selection=self.selection,
-            granularity=self.granularity,
-            correct_threshold=self.correct_threshold,
-            nonfinite=self.nonfinite,
-            shield=self.shield,
-            think_end=self.think_end,
-        )
+def _post_init(self: Any) -> None:
+    GRPOConfig.__post_init__(self)
+    _sas_options(self)  # a bad value fails here, naming the option
+
+
+SASGRPOConfig = make_dataclass(
+    "SASGRPOConfig",
+    [
+        *((o.name, o.type, field(default=o.trainer_default, metadata={"help": o.help}))
+          for o in _OPTIONS),
+        ("correctness_reward", str | None, field(default=None, metadata={"help": (
+            "name of the reward function whose raw value decides correctness (e.g. the "
+            "verifier); default: the weighted sum of all reward functions")})),
+    ],
+    bases=(GRPOConfig,),
+    namespace={"__post_init__": _post_init, "sas_options": _sas_options},
+)  # fmt: skip
+SASGRPOConfig.__module__ = __name__  # make_dataclass's module= is 3.12+
+SASGRPOConfig.__doc__ = """``GRPOConfig`` plus the SAS options (:func:`sas_core.options.schema`:
+the names, types, defaults and help of ``sas_core``'s API) and ``correctness_reward``.
+Random selection draws from the trainer's ``seed`` (varied per generation batch)."""
 
 
 def _tokenizer_of(processing_class: Any) -> Any:

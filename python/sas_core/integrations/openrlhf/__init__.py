@@ -21,16 +21,11 @@ from sas_core.integrations.openrlhf.compat import (
     UnsupportedOpenRLHF,
     check_openrlhf_version,
 )
-from sas_core.integrations.openrlhf.options import (
-    OpenRLHFSASOptions,
-    SASOptions,
-    add_sas_arguments,
-)
+from sas_core.integrations.openrlhf.options import OpenRLHFSASOptions, add_sas_arguments
 
 __all__ = [
     "SUPPORTED",
     "OpenRLHFSASOptions",
-    "SASOptions",
     "UnsupportedOpenRLHF",
     "add_sas_arguments",
     "check_openrlhf_version",

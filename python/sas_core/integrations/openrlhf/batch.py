@@ -14,19 +14,11 @@ from typing import Any
 
 import torch
 
-from sas_core._core import unit_key
 from sas_core.integrations.openrlhf.options import OpenRLHFSASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.torch_api import sas_batch_step
 
-__all__ = ["apply_sas", "experience_seed"]
-
-
-def experience_seed(seed: int, call: int, index: int) -> int:
-    """Seed of random selection for the ``index``-th experience of the ``call``-th
-    advantage computation: distinct draws per training step and micro-batch (what
-    :func:`sas_batch_step` derives from ``call`` and ``index``)."""
-    return unit_key(seed, call, index)
+__all__ = ["apply_sas"]
 
 
 def _ranking_logprobs(exp: Any, options: OpenRLHFSASOptions) -> torch.Tensor:

@@ -102,7 +102,7 @@ def _sas_options(args: SimpleNamespace, parser: argparse.ArgumentParser) -> Open
         seed = int(getattr(args.train, "seed", 0) or 0)
     try:
         options = OpenRLHFSASOptions(**{**raw, "seed": seed})
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         parser.error(f"--{PREFIX}.{e}")
     if args.algo.advantage.estimator == "sas":
         if args.rollout.n_samples_per_prompt < 2:

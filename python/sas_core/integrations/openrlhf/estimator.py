@@ -28,13 +28,13 @@ from typing import Any
 import torch
 
 from sas_core.integrations._patching import is_patched, mark, patch_attr
-from sas_core.integrations.openrlhf.batch import apply_sas, experience_seed
+from sas_core.integrations.openrlhf.batch import apply_sas
 from sas_core.integrations.openrlhf.compat import check_openrlhf_version
 from sas_core.integrations.openrlhf.options import OpenRLHFSASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.stats import warn_nonfinite_once
 
-__all__ = ["ESTIMATOR", "apply_sas", "experience_seed", "install", "is_installed"]
+__all__ = ["ESTIMATOR", "install", "is_installed"]
 
 ESTIMATOR = "sas"
 # SAS comes on top of this estimator's advantages (GRPO's group normalisation).
@@ -140,9 +140,12 @@ def install() -> None:
 
 def _restore_options(fields: dict[str, Any]) -> OpenRLHFSASOptions:
     """Unpickling in a Ray actor: the estimator first, before OpenRLHF's trainer builds
-    its experience maker, then the options."""
+    its experience maker, then the options, as the driver checked them (not again)."""
     install()
-    return OpenRLHFSASOptions(**fields)
+    options = object.__new__(OpenRLHFSASOptions)
+    for name, value in fields.items():
+        object.__setattr__(options, name, value)
+    return options
 
 
 def _reduce_options(options: OpenRLHFSASOptions) -> tuple[Any, tuple[dict[str, Any]]]:

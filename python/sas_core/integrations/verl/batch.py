@@ -21,7 +21,10 @@ from sas_core.integrations.verl.options import VerlSASOptions
 from sas_core.segmenter import StepSegmenter
 from sas_core.torch_api import sas_batch_step
 
-__all__ = ["ESTIMATOR", "INPUTS", "META_KEY", "Inputs", "apply_sas", "bind", "name_of"]
+__all__ = [
+    "ESTIMATOR", "INPUTS", "META_KEY", "Inputs", "apply_sas", "bind", "name_of", "options_of",
+    "unbind",
+]  # fmt: skip
 
 ESTIMATOR = "sas"
 META_KEY = "sas_metrics"  # where the batch carries its sas/... statistics to the logger
@@ -33,6 +36,8 @@ class _Run:
     def __init__(self) -> None:
         self.segmenter: StepSegmenter | None = None
         self.calls = 0
+        self.algorithm: Any = None  # the config node ``options`` were built from
+        self.options: VerlSASOptions | None = None
         self._sas_warned_nonfinite = False
 
 
@@ -60,6 +65,21 @@ def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> 
     _RUN.segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
     _RUN.calls = 0
     return _RUN.segmenter
+
+
+def unbind() -> None:
+    """Forgets the bound segmenter (a trainer's run is over)."""
+    _RUN.segmenter = None
+    _RUN.calls = 0
+
+
+def options_of(algorithm: Any) -> VerlSASOptions:
+    """The options of ``config.algorithm``, built and checked once per config node:
+    verl hands its trainer's node to every step."""
+    if _RUN.options is None or _RUN.algorithm is not algorithm:
+        _RUN.options = VerlSASOptions.from_algorithm(algorithm)
+        _RUN.algorithm = algorithm
+    return _RUN.options
 
 
 def name_of(adv_estimator: Any) -> str:

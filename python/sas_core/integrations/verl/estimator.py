@@ -37,8 +37,9 @@ from sas_core.integrations.verl.batch import (
     bind,
     local_model_path,
     name_of,
+    options_of,
+    unbind,
 )
-from sas_core.integrations.verl.options import VerlSASOptions
 from sas_core.stats import warn_nonfinite_once
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "local_model_path",
     "name_of",
     "patch_module",
+    "unbind",
 ]
 
 _lock = threading.Lock()
@@ -111,8 +113,7 @@ def _wrap_compute_advantage(original: Any) -> Any:
     def compute_advantage(data: Any, adv_estimator: Any, *args: Any, **kwargs: Any) -> Any:
         if name_of(adv_estimator) != ESTIMATOR:
             return original(data, adv_estimator, *args, **kwargs)
-        config = kwargs.get("config")
-        options = VerlSASOptions.from_algorithm(config)
+        options = options_of(kwargs.get("config"))
         if _RUN.segmenter is None:
             raise RuntimeError(
                 "adv_estimator 'sas' has no tokenizer: it is bound when verl's trainer is "
@@ -147,7 +148,7 @@ def _wrap_legacy_init(original: Any) -> Any:
     def __init__(self: Any, config: Any, tokenizer: Any, *args: Any, **kwargs: Any) -> None:
         original(self, config, tokenizer, *args, **kwargs)
         if name_of(config.algorithm.adv_estimator) == ESTIMATOR:
-            options = VerlSASOptions.from_algorithm(config.algorithm)  # fails at start
+            options = options_of(config.algorithm)  # fails at start
             model = config.actor_rollout_ref.model.get("path")
             bind(tokenizer, local_model_path(model), think_end=options.think_end)
 

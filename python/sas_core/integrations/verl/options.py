@@ -1,35 +1,31 @@
 """``algorithm.sas.*``: the SAS options of a verl run (Hydra: ``+algorithm.sas.ratio=0.3``,
-the ``+`` because verl's own config has no ``sas`` node)."""
+the ``+`` because verl's own config has no ``sas`` node). The keys are the fields of
+:class:`VerlSASOptions`, i.e. the options' schema (:func:`sas_core.options.schema`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from sas_core import options as core_options
-from sas_core.options import NonFinite
+from sas_core.options import NonFinite, SASOptions, option, trainer_default
 
-__all__ = ["LOGPROB_SOURCES", "PREFIX", "VerlSASOptions"]
+__all__ = ["PREFIX", "VerlSASOptions"]
 
 PREFIX = "algorithm.sas."
-LOGPROB_SOURCES = ("old", "rollout")
 
 
 @dataclass(frozen=True)
-class VerlSASOptions(core_options.SASOptions):
-    """:class:`sas_core.options.SASOptions` plus the source of the ranking log-probs,
-    ``logprobs``: ``old``, the actor's recomputed pre-update log-probs (``old_log_probs``;
-    the authors' release ranks with these), or ``rollout``, the inference engine's
-    sampling log-probs (``rollout_log_probs``, recorded with
-    ``actor_rollout_ref.rollout.calculate_log_probs``). Same meanings and defaults as
-    :class:`~sas_core.integrations.openrlhf.options.OpenRLHFSASOptions`."""
+class VerlSASOptions(SASOptions):
+    """:class:`sas_core.options.SASOptions` plus the source of the ranking log-probs."""
 
-    nonfinite: NonFinite = "keep"  # a long run survives one bad rollout (warned once)
-    logprobs: str = "old"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        core_options.choice(self.logprobs, "logprobs", LOGPROB_SOURCES)
+    nonfinite: NonFinite = trainer_default("nonfinite")
+    logprobs: Literal["old", "rollout"] = option(
+        "old",
+        "log-probs that rank the steps: old = the actor's recomputed pre-update log-probs "
+        "(old_log_probs; the authors' release ranks with these); rollout = the inference "
+        "engine's sampling log-probs (rollout_log_probs, recorded with "
+        "actor_rollout_ref.rollout.calculate_log_probs)",
+    )
 
     @classmethod
     def from_algorithm(cls, algorithm: Any) -> VerlSASOptions:

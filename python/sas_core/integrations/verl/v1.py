@@ -33,7 +33,6 @@ import torch
 
 from sas_core.integrations._patching import mark
 from sas_core.integrations.verl import batch as sas_batch
-from sas_core.integrations.verl.options import VerlSASOptions
 
 __all__ = ["WRAPPERS", "fetch_responses"]
 
@@ -46,7 +45,7 @@ def _wrap_init(original: Any) -> Any:
     @functools.wraps(original)
     def __init__(self: Any, config: Any, *args: Any, **kwargs: Any) -> None:
         if _is_sas(config):
-            VerlSASOptions.from_algorithm(config.algorithm)  # fails at start, naming the key
+            sas_batch.options_of(config.algorithm)  # fails at start, naming the key
         original(self, config, *args, **kwargs)
 
     return mark(__init__, original)
@@ -57,7 +56,7 @@ def _wrap_init_tokenizer(original: Any) -> Any:
     def _init_tokenizer(self: Any, *args: Any, **kwargs: Any) -> Any:
         out = original(self, *args, **kwargs)
         if _is_sas(self.config):
-            options = VerlSASOptions.from_algorithm(self.config.algorithm)
+            options = sas_batch.options_of(self.config.algorithm)
             model = sas_batch.local_model_path(self.config.actor_rollout_ref.model.get("path"))
             sas_batch.bind(self.tokenizer, model, think_end=options.think_end)
         return out
