@@ -8,8 +8,6 @@ Rust core reads zero-copy, copying only when the dtype or layout requires it, an
 from __future__ import annotations
 
 import numbers
-import os
-import re
 import warnings
 from typing import Any
 
@@ -184,41 +182,24 @@ def cu_seqlens_array(x: Any) -> np.ndarray:
 MAX_THREADS: int = _core.MAX_THREADS  # the Rust core's bound (parallel::MAX_THREADS)
 
 
-_THREADS_ENV = "SAS_CORE_NUM_THREADS"
 _warned_env: set[str] = set()
-
-
-def check_threads_env() -> None:
-    """Warns once per value when ``SAS_CORE_NUM_THREADS`` is set but not used as written:
-    not a positive integer (the core then uses the CPU count) or above MAX_THREADS (the
-    core clamps it). The core reads the variable itself; this only says so."""
-    raw = os.environ.get(_THREADS_ENV)
-    if raw is None or raw in _warned_env:
-        return
-    text = raw.strip()
-    n = int(text) if re.fullmatch(r"\+?[0-9]+", text) else 0  # as Rust parses a usize:
-    if n >= 2**64:  # past usize, Rust's parse fails and the core uses the CPU count
-        n = 0
-    if n < 1:
-        message = f"{_THREADS_ENV}={raw!r} is not a positive integer: using the CPU count"
-    elif n > MAX_THREADS:
-        message = f"{_THREADS_ENV}={raw!r} is above {MAX_THREADS}: using {MAX_THREADS}"
-    else:
-        return
-    _warned_env.add(raw)
-    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 def default_num_threads() -> int:
     """The thread count a call without ``num_threads`` uses: ``SAS_CORE_NUM_THREADS``
-    (at most MAX_THREADS) or the CPUs this process may use."""
-    check_threads_env()
-    return _core.default_num_threads()
+    (at most MAX_THREADS) or the CPUs this process may use. The core reads and parses the
+    variable; when it is set but not used as written (not a positive integer, or above
+    MAX_THREADS) its note is warned once per value."""
+    n, note = _core.default_num_threads()
+    if note is not None and note not in _warned_env:
+        _warned_env.add(note)
+        warnings.warn(note, RuntimeWarning, stacklevel=3)
+    return n
 
 
 def threads_value(num_threads: Any) -> int | None:
     if num_threads is None:
-        check_threads_env()
+        default_num_threads()  # warns about a misread SAS_CORE_NUM_THREADS
         return None
     if isinstance(num_threads, bool) or not isinstance(num_threads, numbers.Integral):
         raise TypeError(f"num_threads: must be a positive integer or None, got {num_threads!r}")

@@ -2,11 +2,11 @@
 
 These are the raw bindings: they take contiguous numpy arrays of the exact dtypes named
 here and do no casting. Use the wrappers in ``sas_core`` (which normalise arguments).
-The segmentation, confidence and selection calls release the GIL while they compute,
-run in parallel over rollouts on a fork-safe thread pool, and return the same result for
-any ``num_threads``; ``grpo_advantages``, ``grpo_advantages_grouped`` (one pass over B
-rewards) and the scalar helpers keep the GIL. Bad values
-raise ``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
+The segmentation and selection calls release the GIL while they compute, run in
+parallel over rollouts on a fork-safe thread pool, and return the same result for any
+``num_threads``; ``grpo_advantages`` (one pass over B rewards) and the scalar helpers
+keep the GIL. Bad values raise ``ValueError("<argument>: ...")``; wrong dtypes raise
+``TypeError``.
 
 The selection calls take one options object, a ``sas_core.options.SASOptions``, and
 read its ``ratio``, ``mode``, ``selection``, ``granularity`` and ``seed`` attributes
@@ -113,20 +113,21 @@ def keep_mask(
     """(keep mask (N,), units per rollout (B,), selected units per rollout (B,))."""
 
 def grpo_advantages(
-    rewards: npt.NDArray[np.float64], group_size: int, eps: float
+    rewards: npt.NDArray[np.float64],
+    eps: float,
+    *,
+    group_size: int | None = None,
+    groups: npt.NDArray[np.uint32] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """(B,) (R - mean) / (std + eps) within consecutive groups; unbiased std."""
-
-def grpo_advantages_grouped(
-    rewards: npt.NDArray[np.float64], groups: npt.NDArray[np.uint32], eps: float
-) -> npt.NDArray[np.float64]:
-    """(B,) (R - mean) / (std + eps) within each group, rollout ``i`` in group
-    ``groups[i]`` (dense indices, any order); unbiased std; the same formula as
-    ``grpo_advantages``, which is this with consecutive groups."""
+    """(B,) (R - mean) / (std + eps) within each group; unbiased std. The groups are
+    ``group_size`` consecutive rollouts, or rollout ``i`` is in group ``groups[i]``
+    (dense indices, any order): exactly one of the two, the same formula either way."""
 
 def unit_key(seed: int, rollout: int, unit: int) -> int:
     """The random key of unit ``unit`` of rollout ``rollout`` under ``seed`` (u64s):
     ``selection="random"`` selects the k units with the smallest keys."""
 
-def default_num_threads() -> int:
-    """``SAS_CORE_NUM_THREADS`` if set, else the CPUs available to this process."""
+def default_num_threads() -> tuple[int, str | None]:
+    """(``SAS_CORE_NUM_THREADS`` if set to a positive integer, at most ``MAX_THREADS``,
+    else the CPUs available to this process; a note when the variable is set but not
+    used as written). The one place that parses the variable."""

@@ -57,7 +57,7 @@ def extension() -> dict:
         "loaded": True,
         "path": getattr(_core, "__file__", None),
         "version": _core.__version__,
-        "default_threads": _core.default_num_threads(),
+        "default_threads": _core.default_num_threads()[0],
         "SAS_CORE_NUM_THREADS": os.environ.get("SAS_CORE_NUM_THREADS"),
     }
 

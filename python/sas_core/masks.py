@@ -164,7 +164,7 @@ def grpo_checked(r: np.ndarray, group_size: Any, group_ids: Any, eps: Any) -> np
         raise TypeError("group_size: give exactly one of group_size and group_ids")
     if group_ids is None:
         group_size = _arrays.count_value(group_size, "group_size", low=1)
-        out = _core.grpo_advantages(r, group_size, eps)
+        out = _core.grpo_advantages(r, eps, group_size=group_size)
     else:
         out = _grouped(r, group_ids, eps)
     if not np.isfinite(out).all():
@@ -213,7 +213,7 @@ def _grouped(r: np.ndarray, group_ids: Any, eps: float) -> np.ndarray:
         raise ValueError(f"group_ids: group {lone!r} has 1 rollout; GRPO needs >= 2")
     # The ids become dense group indices here; the formula is the Rust core's, the one
     # that consecutive groups use too.
-    return _core.grpo_advantages_grouped(r, inverse.astype(np.uint32).reshape(-1), eps)
+    return _core.grpo_advantages(r, eps, groups=inverse.astype(np.uint32).reshape(-1))
 
 
 def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -453,7 +454,11 @@ def sas_batch_step(
             "shield: 'truncated' needs each rollout's truncation (`truncated` flags or the "
             "`window`), which this batch did not bring"
         )
-    seeded = options.replace(seed=unit_key(options.seed, call, index) if seed is None else seed)
+    # This batch's seed, already in range: a copy of the checked options, not re-checked.
+    seeded = copy.copy(options)
+    object.__setattr__(
+        seeded, "seed", unit_key(options.seed, call, index) if seed is None else seed
+    )
     picked = _padded_core(response_ids, logprobs, mask, correct, segmenter, seeded, num_threads)
     if options.shield == "truncated":
         picked.unselect(~correct & ~cut)

@@ -6,7 +6,7 @@
 use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use sas_core::{Granularity, Mode, SelectOptions, SelectionRule};
+use sas_core::{Granularity, Mode, Result, SelectOptions, SelectionRule};
 
 use crate::error::{not_contiguous, to_py, type_error};
 
@@ -57,96 +57,46 @@ pub fn slice<'a, T: numpy::Element>(
     a.as_slice().map_err(|_| not_contiguous(name))
 }
 
-/// The data of token-id argument `name` (its dtype's variant), for calls without
-/// log-probs.
-macro_rules! with_ids {
-    ($ids:expr, $name:literal, $ndim:expr, |$i:ident| $body:expr) => {{
-        use $crate::args::{data, Ids};
-        match $ids {
-            Ids::I64(a) => {
-                let $i = data(a, $name, $ndim)?;
-                $body
-            }
-            Ids::I32(a) => {
-                let $i = data(a, $name, $ndim)?;
-                $body
-            }
-        }
-    }};
-}
-pub(crate) use with_ids;
-
-/// The data of the log-probs argument (its dtype's variant), for calls without ids.
-macro_rules! with_logprobs {
-    ($lps:expr, $ndim:expr, |$l:ident| $body:expr) => {{
-        use $crate::args::{data, LogProbs};
-        match $lps {
-            LogProbs::F32(a) => {
-                let $l = data(a, "logprobs", $ndim)?;
-                $body
-            }
-            LogProbs::F64(a) => {
-                let $l = data(a, "logprobs", $ndim)?;
-                $body
-            }
-        }
-    }};
-}
-pub(crate) use with_logprobs;
-
-/// Runs `$body` with `$i` bound to the ids' data and `$l` to the log-probs' data, for
-/// each of the four dtype pairs (the core functions are generic over both).
+/// Runs `$body` with `$i` bound to the data of the token-id argument (named `$name`)
+/// and, in the two-array form, `$l` to the log-probs' data: one arm per dtype (pair),
+/// since the core functions are generic over both.
 macro_rules! dispatch {
-    ($ids:expr, $ids_name:literal, $lps:expr, $ndim:expr, |$i:ident, $l:ident| $body:expr) => {{
-        use $crate::args::{data, Ids, LogProbs};
-        match ($ids, $lps) {
-            (Ids::I64(a), LogProbs::F32(b)) => {
-                let ($i, $l) = (data(a, $ids_name, $ndim)?, data(b, "logprobs", $ndim)?);
+    ($ids:expr, $name:literal, $lps:expr, $ndim:expr, |$i:ident, $l:ident| $body:expr) => {
+        $crate::args::dispatch!($ids, $name, $ndim, |$i| {
+            $crate::args::dispatch!(@logprobs $lps, $ndim, |$l| $body)
+        })
+    };
+    ($ids:expr, $name:literal, $ndim:expr, |$i:ident| $body:expr) => {
+        match $ids {
+            $crate::args::Ids::I64(a) => {
+                let $i = $crate::args::data(a, $name, $ndim)?;
                 $body
             }
-            (Ids::I64(a), LogProbs::F64(b)) => {
-                let ($i, $l) = (data(a, $ids_name, $ndim)?, data(b, "logprobs", $ndim)?);
-                $body
-            }
-            (Ids::I32(a), LogProbs::F32(b)) => {
-                let ($i, $l) = (data(a, $ids_name, $ndim)?, data(b, "logprobs", $ndim)?);
-                $body
-            }
-            (Ids::I32(a), LogProbs::F64(b)) => {
-                let ($i, $l) = (data(a, $ids_name, $ndim)?, data(b, "logprobs", $ndim)?);
+            $crate::args::Ids::I32(a) => {
+                let $i = $crate::args::data(a, $name, $ndim)?;
                 $body
             }
         }
-    }};
-}
-pub(crate) use dispatch;
-
-/// An option string parsed into the core's enum (`$parse` names the option in its
-/// `ValueError`); a non-string is a `TypeError` naming it.
-macro_rules! option_arg {
-    ($name:ident, $core:ty, $arg:literal) => {
-        pub struct $name(pub $core);
-
-        impl<'a, 'py> FromPyObject<'a, 'py> for $name {
-            type Error = PyErr;
-
-            fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-                let s = obj
-                    .cast::<PyString>()
-                    .map_err(|_| type_error($arg, "a string"))?;
-                <$core>::parse(&s.to_cow()?).map(Self).map_err(to_py)
+    };
+    (@logprobs $lps:expr, $ndim:expr, |$l:ident| $body:expr) => {
+        match $lps {
+            $crate::args::LogProbs::F32(b) => {
+                let $l = $crate::args::data(b, "logprobs", $ndim)?;
+                $body
+            }
+            $crate::args::LogProbs::F64(b) => {
+                let $l = $crate::args::data(b, "logprobs", $ndim)?;
+                $body
             }
         }
     };
 }
-
-option_arg!(ModeArg, Mode, "mode");
-option_arg!(SelectionRuleArg, SelectionRule, "selection");
-option_arg!(GranularityArg, Granularity, "granularity");
+pub(crate) use dispatch;
 
 /// The selection options, read from the attributes of one Python object (a
 /// `sas_core.options.SASOptions`, checked there once): `ratio`, `mode`, `selection`,
-/// `granularity`, `seed`; errors name the attribute.
+/// `granularity`, `seed`; the option strings parsed into the core's enums (an unknown
+/// value is the core's `ValueError` naming the option); errors name the attribute.
 pub struct OptionsArg(pub SelectOptions);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {
@@ -154,18 +104,20 @@ impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
         let get = |name: &str| {
-            obj.getattr(name).map_err(|_| {
-                type_error(
-                    "options",
-                    &format!("a sas_core.SASOptions (no attribute `{name}`)"),
-                )
-            })
+            let no = format!("a sas_core.SASOptions (no attribute `{name}`)");
+            obj.getattr(name).map_err(|_| type_error("options", &no))
         };
+        fn text<T>(v: Bound<'_, PyAny>, name: &str, parse: fn(&str) -> Result<T>) -> PyResult<T> {
+            let s = v
+                .cast::<PyString>()
+                .map_err(|_| type_error(name, "a string"))?;
+            parse(&s.to_cow()?).map_err(to_py)
+        }
         Ok(Self(SelectOptions {
             ratio: extract(&get("ratio")?, "ratio", "a float")?,
-            mode: get("mode")?.extract::<ModeArg>()?.0,
-            selection: get("selection")?.extract::<SelectionRuleArg>()?.0,
-            granularity: get("granularity")?.extract::<GranularityArg>()?.0,
+            mode: text(get("mode")?, "mode", Mode::parse)?,
+            selection: text(get("selection")?, "selection", SelectionRule::parse)?,
+            granularity: text(get("granularity")?, "granularity", Granularity::parse)?,
             seed: extract(&get("seed")?, "seed", "an integer in [0, 2**64)")?,
         }))
     }

@@ -2,56 +2,48 @@
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for contiguous numpy
 //! arrays of the supported dtypes, option strings parsed into the core's enums), and
-//! maps core errors through `error.rs`. The segmentation, confidence and selection
-//! kernels release the GIL while they compute; the GRPO helpers (one pass over B
-//! rewards) and the scalar helpers keep it.
-//! Argument normalisation (dtype casts, defaults) lives in the Python layer.
+//! maps core errors through `error.rs`. The segmentation and selection kernels release
+//! the GIL while they compute; the GRPO helpers (one pass over B rewards) and the
+//! scalar helpers keep it. Argument normalisation (dtype casts, defaults) lives in the
+//! Python layer.
 
 mod args;
 mod error;
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
+use numpy::PyUntypedArrayMethods;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use sas_core::parallel::default_threads;
+use sas_core::parallel::{default_threads, env_threads};
 use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
 
-use args::{dispatch, extract, slice, with_ids, with_logprobs, Ids, LogProbs, OptionsArg};
-use error::{to_py, type_error};
+use args::{dispatch, extract, slice, Ids, LogProbs, OptionsArg};
+use error::{not_contiguous, to_py, type_error};
 
 const IDS: &str = "a numpy array of int32 or int64";
 const LOGPROBS: &str = "a numpy array of float32 or float64";
+
+type Array<'py, T> = Bound<'py, PyArray1<T>>;
+/// (keep mask, units per rollout, selected units per rollout).
+type MaskOut<'py> = (Array<'py, bool>, Array<'py, u32>, Array<'py, u32>);
+/// (keep (B, A), units, selected units and zeroed tokens per row).
+type PaddedOut<'py> = (
+    Bound<'py, PyArray2<bool>>,
+    Array<'py, u32>,
+    Array<'py, u32>,
+    Array<'py, u32>,
+);
 
 fn threads(num_threads: Option<usize>) -> usize {
     // The wrappers reject more than MAX_THREADS; the pool caps at it as well.
     num_threads.unwrap_or_else(default_threads).max(1)
 }
 
-/// (keep per token, units per rollout, selected units per rollout).
-type MaskOut<'py> = (
-    Bound<'py, PyArray1<bool>>,
-    Bound<'py, PyArray1<u32>>,
-    Bound<'py, PyArray1<u32>>,
-);
-
 fn mask_out(py: Python<'_>, sel: Selected) -> MaskOut<'_> {
-    (
-        PyArray1::from_vec(py, sel.keep),
-        PyArray1::from_vec(py, sel.n_units),
-        PyArray1::from_vec(py, sel.n_selected),
-    )
+    let (keep, units, selected) = (sel.keep, sel.n_units, sel.n_selected);
+    let out = |v: Vec<u32>| PyArray1::from_vec(py, v);
+    (PyArray1::from_vec(py, keep), out(units), out(selected))
 }
-
-/// (keep (B, A), units, selected units and zeroed tokens per row).
-type PaddedOut<'py> = (
-    Bound<'py, numpy::PyArray2<bool>>,
-    Bound<'py, PyArray1<u32>>,
-    Bound<'py, PyArray1<u32>>,
-    Bound<'py, PyArray1<u32>>,
-);
-
-/// (step id per token, steps per rollout).
-type SegmentOut<'py> = (Bound<'py, PyArray1<i32>>, Bound<'py, PyArray1<u32>>);
 
 /// Byte table of one tokenizer (see `_core.pyi`).
 #[pyclass(frozen, name = "StepTable", module = "sas_core._core")]
@@ -103,13 +95,13 @@ impl PyStepTable {
         options: OptionsArg,
         num_threads: Option<usize>,
     ) -> PyResult<MaskOut<'py>> {
-        let opts = options.0;
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
-        let cu = slice(&cu_seqlens, "cu_seqlens")?;
-        let correct = slice(&correct, "correct")?;
-        let threads = threads(num_threads);
-        let table = &self.table;
+        let (cu, correct) = (
+            slice(&cu_seqlens, "cu_seqlens")?,
+            slice(&correct, "correct")?,
+        );
+        let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
             sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
@@ -126,28 +118,27 @@ impl PyStepTable {
         py: Python<'py>,
         response_ids: &Bound<'py, PyAny>,
         logprobs: &Bound<'py, PyAny>,
-        action_mask: numpy::PyReadonlyArray2<'py, bool>,
+        action_mask: PyReadonlyArray2<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
         num_threads: Option<usize>,
     ) -> PyResult<PaddedOut<'py>> {
-        let opts = options.0;
         let ids: Ids = extract(response_ids, "response_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
         if !action_mask.is_c_contiguous() {
-            return Err(error::not_contiguous("action_mask"));
+            return Err(not_contiguous("action_mask"));
         }
         let mask = action_mask
             .as_slice()
-            .map_err(|_| error::not_contiguous("action_mask"))?;
+            .map_err(|_| not_contiguous("action_mask"))?;
         let correct = slice(&correct, "correct")?;
-        let threads = threads(num_threads);
-        let table = &self.table;
+        let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let out = dispatch!(&ids, "response_ids", &lps, 2, |i, l| {
+            let (ids, logprobs) = (i, l);
             let batch = Padded {
-                ids: i,
-                logprobs: l,
+                ids,
+                logprobs,
                 mask,
                 width,
                 correct,
@@ -155,11 +146,12 @@ impl PyStepTable {
             py.detach(|| sas_core::keep_mask_padded(table, &batch, &opts, threads))
         })
         .map_err(to_py)?;
+        let counts = |v: Vec<u32>| PyArray1::from_vec(py, v);
         Ok((
             PyArray1::from_vec(py, out.keep).reshape([rows, width])?,
-            PyArray1::from_vec(py, out.n_units),
-            PyArray1::from_vec(py, out.n_selected),
-            PyArray1::from_vec(py, out.n_zeroed_tokens),
+            counts(out.n_units),
+            counts(out.n_selected),
+            counts(out.n_zeroed_tokens),
         ))
     }
 
@@ -171,15 +163,15 @@ impl PyStepTable {
         token_ids: &Bound<'py, PyAny>,
         cu_seqlens: PyReadonlyArray1<'py, i64>,
         num_threads: Option<usize>,
-    ) -> PyResult<SegmentOut<'py>> {
+    ) -> PyResult<(Array<'py, i32>, Array<'py, u32>)> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
-        let cu = slice(&cu_seqlens, "cu_seqlens")?;
-        let threads = threads(num_threads);
-        let table = &self.table;
-        let (steps, counts) = with_ids!(&ids, "token_ids", 1, |i| py.detach(|| {
-            let packed = Packed::new(cu)?;
-            sas_core::segment_packed(table, i, &packed, threads)
-        }))
+        let (cu, table, threads) = (
+            slice(&cu_seqlens, "cu_seqlens")?,
+            &self.table,
+            threads(num_threads),
+        );
+        let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py
+            .detach(|| { sas_core::segment_packed(table, i, &Packed::new(cu)?, threads) }))
         .map_err(to_py)?;
         Ok((
             PyArray1::from_vec(py, steps),
@@ -200,13 +192,14 @@ fn keep_mask<'py>(
     options: OptionsArg,
     num_threads: Option<usize>,
 ) -> PyResult<MaskOut<'py>> {
-    let opts = options.0;
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
     let step_ids = slice(&step_ids, "step_ids")?;
-    let cu = slice(&cu_seqlens, "cu_seqlens")?;
-    let correct = slice(&correct, "correct")?;
-    let threads = threads(num_threads);
-    let sel = with_logprobs!(&lps, 1, |l| py.detach(|| {
+    let (cu, correct) = (
+        slice(&cu_seqlens, "cu_seqlens")?,
+        slice(&correct, "correct")?,
+    );
+    let (opts, threads) = (options.0, threads(num_threads));
+    let sel = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
         let packed = Packed::new(cu)?;
         sas_core::keep_mask_packed(step_ids, l, &packed, correct, &opts, threads)
     }))
@@ -214,33 +207,24 @@ fn keep_mask<'py>(
     Ok(mask_out(py, sel))
 }
 
-/// GRPO group-normalised advantages (see `_core.pyi`).
+/// GRPO group-normalised advantages: consecutive groups of `group_size`, or the dense
+/// group index of each rollout in `groups` (see `_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (rewards, group_size, eps))]
+#[pyo3(signature = (rewards, eps, *, group_size = None, groups = None))]
 fn grpo_advantages<'py>(
     py: Python<'py>,
     rewards: PyReadonlyArray1<'py, f64>,
-    group_size: usize,
     eps: f64,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    group_size: Option<usize>,
+    groups: Option<PyReadonlyArray1<'py, u32>>,
+) -> PyResult<Array<'py, f64>> {
     let r = slice(&rewards, "rewards")?;
-    let adv = sas_core::grpo_advantages(r, group_size, eps).map_err(to_py)?;
-    Ok(PyArray1::from_vec(py, adv))
-}
-
-/// GRPO advantages of groups given per rollout (see `_core.pyi`).
-#[pyfunction]
-#[pyo3(signature = (rewards, groups, eps))]
-fn grpo_advantages_grouped<'py>(
-    py: Python<'py>,
-    rewards: PyReadonlyArray1<'py, f64>,
-    groups: PyReadonlyArray1<'py, u32>,
-    eps: f64,
-) -> PyResult<Bound<'py, PyArray1<f64>>> {
-    let r = slice(&rewards, "rewards")?;
-    let g = slice(&groups, "groups")?;
-    let adv = sas_core::grpo::grpo_advantages_grouped(r, g, eps).map_err(to_py)?;
-    Ok(PyArray1::from_vec(py, adv))
+    let adv = match (group_size, &groups) {
+        (Some(size), None) => sas_core::grpo_advantages(r, size, eps),
+        (None, Some(g)) => sas_core::grpo::grpo_advantages_grouped(r, slice(g, "groups")?, eps),
+        _ => return Err(type_error("group_size", "given, or groups, not both")),
+    };
+    Ok(PyArray1::from_vec(py, adv.map_err(to_py)?))
 }
 
 /// The random key of unit `unit` of rollout `rollout` under `seed` (see `_core.pyi`).
@@ -249,10 +233,11 @@ fn unit_key(seed: u64, rollout: u64, unit: u64) -> u64 {
     sas_core::unit_key(seed, rollout, unit)
 }
 
-/// Threads used when `num_threads` is not given.
+/// (threads used when `num_threads` is not given, a note when `SAS_CORE_NUM_THREADS` is
+/// set but not used as written).
 #[pyfunction]
-fn default_num_threads() -> usize {
-    default_threads()
+fn default_num_threads() -> (usize, Option<String>) {
+    (default_threads(), env_threads().1)
 }
 
 /// Loads numpy's C API, rust-numpy's borrow-checking API and the dtypes the bindings
@@ -261,12 +246,15 @@ fn default_num_threads() -> usize {
 /// would leave its child waiting forever on an initialisation no thread there finishes.
 fn load_numpy_api(py: Python<'_>) {
     let _ = PyArray1::<f64>::zeros(py, 0, false).readonly(); // the borrow-checking API
-    let _ = PyArray1::<bool>::zeros(py, 0, false);
-    let _ = PyArray1::<i32>::zeros(py, 0, false);
-    let _ = PyArray1::<i64>::zeros(py, 0, false);
-    let _ = PyArray1::<u32>::zeros(py, 0, false);
+    let _ = (
+        PyArray1::<bool>::zeros(py, 0, false),
+        PyArray1::<i32>::zeros(py, 0, false),
+    );
+    let _ = (
+        PyArray1::<i64>::zeros(py, 0, false),
+        PyArray1::<u32>::zeros(py, 0, false),
+    );
     let _ = PyArray1::<f32>::zeros(py, 0, false);
-    let _ = PyArray1::<f64>::zeros(py, 0, false);
 }
 
 #[pymodule(gil_used = false)]
@@ -275,7 +263,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStepTable>()?;
     m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
-    m.add_function(wrap_pyfunction!(grpo_advantages_grouped, m)?)?;
     m.add_function(wrap_pyfunction!(unit_key, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

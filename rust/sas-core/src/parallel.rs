@@ -91,24 +91,54 @@ fn lock_pools() -> MutexGuard<'static, Pools> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The variable that sets the default thread count.
+pub const THREADS_ENV: &str = "SAS_CORE_NUM_THREADS";
+
+/// `SAS_CORE_NUM_THREADS` as the pools read it (the one place that parses it): the count
+/// it sets, clamped to `MAX_THREADS` (None when unset or not a positive integer), and a
+/// note when it is set but not used as written.
+///
+/// ```
+/// use sas_core::parallel::{env_threads, THREADS_ENV};
+/// std::env::set_var(THREADS_ENV, "lots");
+/// let (n, note) = env_threads();
+/// assert_eq!(n, None);
+/// assert!(note.unwrap().contains("not a positive integer"));
+/// ```
+pub fn env_threads() -> (Option<usize>, Option<String>) {
+    let Ok(raw) = std::env::var(THREADS_ENV) else {
+        return (None, None);
+    };
+    match raw.trim().parse::<usize>() {
+        Ok(n) if n > MAX_THREADS => (
+            Some(MAX_THREADS),
+            Some(format!(
+                "{THREADS_ENV}={raw:?} is above {MAX_THREADS}: using {MAX_THREADS}"
+            )),
+        ),
+        Ok(n) if n > 0 => (Some(n), None),
+        _ => (
+            None,
+            Some(format!(
+                "{THREADS_ENV}={raw:?} is not a positive integer: using the CPU count"
+            )),
+        ),
+    }
+}
+
 /// Default thread count: `SAS_CORE_NUM_THREADS` if set to a positive integer (at most
 /// `MAX_THREADS`, the most any pool gets), else the number of CPUs this process may use.
 pub fn default_threads() -> usize {
     // available_parallelism reads cgroup files (tens of microseconds): ask once. The
     // environment variable is read each time so that it can be changed at run time.
     static CPUS: OnceLock<usize> = OnceLock::new();
-    std::env::var("SAS_CORE_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .map(|n| n.min(MAX_THREADS))
-        .unwrap_or_else(|| {
-            *CPUS.get_or_init(|| {
-                std::thread::available_parallelism()
-                    .map(|n| n.get())
-                    .unwrap_or(1)
-            })
+    env_threads().0.unwrap_or_else(|| {
+        *CPUS.get_or_init(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
         })
+    })
 }
 
 /// A pool of `n` threads owned by this process, or `None` if threads cannot be spawned
