@@ -2,7 +2,9 @@
 
 Written for clarity, not speed: it works on the decoded bytes of each response with
 regular expressions and sorts with Python tuples. The tests use it as the oracle for the
-Rust core, and the benchmarks as the baseline. It takes and returns plain Python lists.
+Rust core, and the benchmarks as the baseline (what ``sas-core bench`` times as pure
+Python). It takes and returns plain Python lists. The readable oracle, never a code
+path: no production module imports it (a test checks).
 
 The contract, in brief (README.md has it in full):
 

@@ -5,6 +5,8 @@ Same contract as the core (default options: step granularity, confidence selecti
 both modes), for segmenter output (each step one contiguous run of tokens).
 Segmentation runs the core's two-number state machine as prefix sums over a
 per-vocabulary table; selection sorts all steps of the batch once with ``lexsort``.
+A benchmark contender, never a code path: no production module imports it (a test
+checks).
 """
 
 from __future__ import annotations
