@@ -228,7 +228,8 @@ def test_production_modules_do_not_import_the_test_oracle():
         "    import sas_core.integrations.openrlhf.estimator\n"
         "except ImportError:\n"
         "    pass\n"
-        "print(any(m in sys.modules for m in ('sas_core.reference', 'sas_core.tools.numpy_mask')))\n"
+        "oracles = ('sas_core.reference', 'sas_core.tools.numpy_mask')\n"
+        "print(any(m in sys.modules for m in oracles))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
