@@ -6,8 +6,9 @@ For three padded batches (8 rollouts of 16 tokens, where a call is almost all
 overhead; the paper's group of 8 rollouts; the paper's batch of 1024), times the median
 of N calls of:
 
-* ``kernel``: ``StepTable.keep_mask_padded`` on ready numpy arrays (the Rust core,
-  1 thread), the floor of every padded call;
+* ``kernel``: ``StepTable.sas_padded`` (``keep_mask_padded`` before #30) on ready
+  numpy arrays, the keep mask only (the Rust core, 1 thread), the floor of every
+  padded call;
 * ``sas_token_selection``, ``sas_advantages`` (the public torch calls) and
   ``sas_batch_step`` (the step every trainer integration takes), 1 thread.
 
@@ -51,6 +52,8 @@ def kernel_call(seg, ids, lps, mask, correct):
     arrays = (ids.numpy(), lps.numpy(), mask.numpy(), correct.numpy())
     options = SASOptions()
     table = seg._table
+    if hasattr(table, "sas_padded"):  # since #30
+        return lambda: table.sas_padded(*arrays, options, num_threads=1)
     try:  # one options object (this project's binding since #22)
         table.keep_mask_padded(*arrays, options, 1)
         return lambda: table.keep_mask_padded(*arrays, options, 1)

@@ -38,6 +38,11 @@ def load(path: str) -> dict[str, dict[str, dict]]:
         data = json.load(f)
     out: dict[str, dict[str, dict]] = {}
     for b in data["benchmarks"]:
+        group = b.get("group") or ""
+        if group.startswith("padded-"):  # test_bench_padded: per batch shape
+            shape = "x".join(map(str, b["extra_info"]["padded_shape"]))
+            out.setdefault("padded", {}).setdefault(shape, {})[b["name"].split("[")[0]] = b
+            continue
         base, size = _key(b)
         median = b["stats"]["median"]
         tokens = b["extra_info"]["tokens"]
@@ -90,6 +95,28 @@ def table(results: dict[str, dict[str, dict]]) -> str:
     return "\n".join(lines)
 
 
+PADDED = {
+    "test_kernel": "kernel (`sas_padded`, keep mask only)",
+    "test_batch_step": "`sas_batch_step` (float32 per-rollout advantages)",
+    "test_sas_advantages": "`sas_advantages` (GRPO from rewards)",
+}
+
+
+def padded_table(shapes: dict[str, dict[str, dict]]) -> str:
+    """The public padded calls against the kernel, per batch shape."""
+    lines = []
+    for shape, rows in shapes.items():
+        kernel = rows["test_kernel"]["stats"]["median"]
+        lines.append(f"\n**{shape}**\n")
+        lines.append("| call | median | / kernel |")
+        lines.append("|---|---:|---:|")
+        for base, name in PADDED.items():
+            if base in rows:
+                median = rows[base]["stats"]["median"]
+                lines.append(f"| {name} | {median * 1e3:.1f} ms | {median / kernel:.2f}x |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     data = load(sys.argv[1])
     m = data["machine"]
@@ -98,6 +125,8 @@ def main() -> None:
         f"{m.get('cpu', {}).get('count', '?')} CPUs, Python {m.get('python_version', '?')}"
     )
     print(table(data["results"]))
+    if "padded" in data["results"]:
+        print(padded_table(data["results"]["padded"]))
 
 
 if __name__ == "__main__":

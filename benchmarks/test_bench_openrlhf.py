@@ -22,7 +22,8 @@ from openrlhf.trainer.ppo_utils.experience_maker import RemoteExperienceMaker  #
 from openrlhf.trainer.ppo_utils.kl_controller import FixedKLController  # noqa: E402
 from openrlhf.utils import get_strategy  # noqa: E402
 
-from sas_core.integrations.openrlhf.estimator import experience_seed, install  # noqa: E402
+from sas_core._core import unit_key  # noqa: E402
+from sas_core.integrations.openrlhf.estimator import install  # noqa: E402
 from sas_core.integrations.openrlhf.launcher import parse_args  # noqa: E402
 from sas_core.qwen import qwen2_encoding  # noqa: E402
 
@@ -105,7 +106,7 @@ def test_openrlhf_advantage_step(benchmark, batch, estimator):
             options,
             list(seg.token_bytes),
             seg.vocab_size,
-            experience_seed(options.seed, 0, 0),
+            unit_key(options.seed, 0, 0),
         )
         assert (~keep).any()
         assert torch.equal(out[0].advantages, torch.where(keep, grpo[0], 0.0))

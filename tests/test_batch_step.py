@@ -34,10 +34,12 @@ def _batch(rng: np.random.Generator, b: int, max_len: int, left_pad: bool):
     st.booleans(),
     st.integers(0, 2**20),
     st.integers(0, 63),
+    # float32/float64: the core writes the advantages; bfloat16: torch does
+    st.sampled_from([torch.float64, torch.float32, torch.bfloat16]),
 )
 def test_matches_the_reference_with_threshold_shield_and_seed(
     qwen_segmenter, qwen_token_bytes, seed, left_pad, options, shield, cut_by, per_token,
-    call, index,
+    call, index, dtype,
 ):  # fmt: skip
     rng = np.random.default_rng(seed)
     b = 8
@@ -52,7 +54,7 @@ def test_matches_the_reference_with_threshold_shield_and_seed(
         window = int(rng.integers(0, ids.shape[1] + 1))
         truncated = lengths >= window
         cut = {"window": window}
-    adv = torch.from_numpy(rng.normal(size=(b, ids.shape[1]) if per_token else b))
+    adv = torch.from_numpy(rng.normal(size=(b, ids.shape[1]) if per_token else b)).to(dtype)
     step = sas_batch_step(
         ids, lps, mask, adv, scores, qwen_segmenter, opts, **cut, call=call, index=index
     )
@@ -70,7 +72,7 @@ def test_matches_the_reference_with_threshold_shield_and_seed(
     if per_token:
         want = torch.where(keep, adv, torch.zeros_like(adv))
     else:
-        want = adv[:, None] * (keep & mask).double()
+        want = adv[:, None] * (keep & mask).to(dtype)
     assert step.advantages.dtype == adv.dtype
     assert torch.equal(step.advantages, want)
 

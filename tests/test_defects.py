@@ -287,7 +287,7 @@ def test_extension_refuses_a_column_major_array_rather_than_misreading_it():
     ids = np.asfortranarray(np.zeros((3, 4), np.int64))
     lp, mask = np.zeros((3, 4)), np.ones((3, 4), bool)
     with pytest.raises(ValueError, match=r"^response_ids: must be a C-contiguous"):
-        seg._table.keep_mask_padded(ids, lp, mask, np.ones(3, bool), SASOptions(), None)
+        seg._table.sas_padded(ids, lp, mask, np.ones(3, bool), SASOptions(), num_threads=None)
 
 
 # Round 3, item 7: SAS_CORE_NUM_THREADS is used as written, clamped or ignored with a

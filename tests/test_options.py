@@ -115,7 +115,7 @@ def test_the_stub_takes_its_literal_types_from_the_options_module():
     stub = (Path(sas_core.__file__).with_name("_core.pyi")).read_text()
     assert "from sas_core.options import Granularity, Mode, SelectionRule" in stub
     assert "Literal[" not in stub  # written once, in sas_core.options
-    for call in ("def sas_mask(", "def keep_mask_padded(", "def keep_mask("):
+    for call in ("def sas_mask(", "def sas_padded(", "def keep_mask("):
         signature = stub[stub.index(call) : stub.index(")", stub.index(call))]
         assert "options: SelectOptions" in signature and "ratio" not in signature
 
@@ -131,7 +131,7 @@ def test_rust_boundary_names_wrong_dtypes_and_dimensions():
     with pytest.raises(TypeError, match=r"^token_ids: must be a 1-D numpy array"):
         seg._table.sas_mask(ids[None, :], lps, cu, correct, opts)
     with pytest.raises(TypeError, match=r"^response_ids: must be a 2-D numpy array"):
-        seg._table.keep_mask_padded(ids, lps[None, :], np.ones((1, 3), bool), correct, opts)
+        seg._table.sas_padded(ids, lps[None, :], np.ones((1, 3), bool), correct, opts)
 
 
 @settings(max_examples=200, deadline=None)

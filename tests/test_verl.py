@@ -30,6 +30,7 @@ from verl_helpers import (  # noqa: E402
 from verl_helpers import algorithm_config as algo_cfg  # noqa: E402
 
 from sas_core.integrations.verl import estimator  # noqa: E402
+from sas_core.qwen import QWEN2_EMBEDDING_ROWS  # noqa: E402
 from sas_core.segmenter import StepSegmenter  # noqa: E402
 
 
@@ -101,11 +102,11 @@ def test_bad_configuration_fails_naming_the_key(qwen, verl_bound):
     nan.batch["old_log_probs"][0, 0] = float("nan")
     with pytest.raises(ValueError, match="logprobs: row 0: must be finite"):
         rt.compute_advantage(nan, adv_estimator="sas", config=algo_cfg(nonfinite="raise"))
-    estimator._RUN._sas_warned_nonfinite = False
+    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)  # a new run: it warns again
     with pytest.warns(RuntimeWarning, match="NaN/inf log-probs"):
         kept = rt.compute_advantage(_nan_batch(qwen), adv_estimator="sas", config=algo_cfg())
     assert kept.meta_info["sas_metrics"]["sas/nonfinite_rollouts"] == 1
-    estimator._RUN.segmenter = None
+    estimator.unbind()
     with pytest.raises(RuntimeError, match="has no tokenizer"):
         rt.compute_advantage(make_batch(qwen, 0)[0], adv_estimator="sas", config=algo_cfg())
 
@@ -294,7 +295,7 @@ def test_trainer_binds_the_tokenizer_sized_to_the_model_and_checks_options_at_st
     tok, rows = tiny_model_dir(tmp_path)
     model = f"actor_rollout_ref.model.path={tmp_path}"
     trainer = build_trainer(tok, [model, "algorithm.adv_estimator=sas", "+algorithm.sas.ratio=0.5"])
-    assert estimator._RUN.segmenter.vocab_size == rows  # the embedding rows
+    assert estimator.bound().vocab_size == rows  # the embedding rows
     with pytest.raises(ValueError, match=r"^algorithm\.sas\.ratio: must be in \[0, 1\]"):
         build_trainer(tok, [model, "algorithm.adv_estimator=sas", "+algorithm.sas.ratio=2"])
     # the call fit makes, on the bound segmenter

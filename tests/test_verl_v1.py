@@ -30,6 +30,7 @@ from verl_helpers import (  # noqa: E402
 )
 
 from sas_core.integrations.verl import estimator  # noqa: E402
+from sas_core.qwen import QWEN2_EMBEDDING_ROWS  # noqa: E402
 from sas_core.stats import NAMES  # noqa: E402
 from sas_core.token_bytes import tokenizer_token_bytes  # noqa: E402
 
@@ -115,7 +116,7 @@ def test_v1_shield_truncated_uses_the_response_window(queue, qwen, qwen_token_by
         "+algorithm.sas.shield=truncated",
         f"actor_rollout_ref.rollout.response_length={width + 1}",
     )
-    estimator._RUN.calls = 0
+    estimator.bind(qwen, QWEN2_EMBEDDING_ROWS)  # the first call again: the same seed
     got, _ = v1_advantage_step(trainer, data)
     torch.testing.assert_close(got[~correct], grpo[~correct])
 
@@ -143,14 +144,14 @@ def test_v1_trainer_checks_options_at_start_and_binds_the_tokenizer(queue, tmp_p
         _trainer(model, "algorithm.adv_estimator=sas", "+algorithm.sas.ratio=2")
     with pytest.raises(ValueError, match=r"^algorithm\.sas\.ration: unknown SAS option"):
         _trainer(model, "algorithm.adv_estimator=sas", "+algorithm.sas.ration=0.3")
-    estimator._RUN.segmenter = None
+    estimator.unbind()
     trainer = _trainer(model, "algorithm.adv_estimator=sas")
     trainer._init_tokenizer()
-    assert estimator._RUN.segmenter is not None
-    assert estimator._RUN.segmenter.vocab_size == rows
-    estimator._RUN.segmenter = None
+    assert estimator.bound() is not None
+    assert estimator.bound().vocab_size == rows
+    estimator.unbind()
     _trainer(model, "algorithm.adv_estimator=grpo")._init_tokenizer()
-    assert estimator._RUN.segmenter is None  # only a sas run binds
+    assert estimator.bound() is None  # only a sas run binds
 
 
 def test_v1_in_a_ray_actor_built_like_verls_task_runner(queue, tmp_path):

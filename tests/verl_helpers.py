@@ -110,7 +110,7 @@ def check_first_rows(seg: Any, data: Any, advantages: torch.Tensor, grpo: torch.
         mode="both",
         selection="confidence",
         granularity="step",
-        seed=reference.unit_key(0, estimator._RUN.calls - 1, 0),
+        seed=reference.unit_key(0, estimator.calls() - 1, 0),
     )
     assert (~keep & batch["response_mask"][rows].bool()).any()
     assert torch.equal(advantages[rows], torch.where(keep, grpo[rows], 0.0))

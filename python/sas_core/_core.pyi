@@ -80,26 +80,39 @@ class StepTable:
 
         Returns (keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
         """
-    def keep_mask_padded(
+    def sas_padded(
         self,
         response_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
         logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
         action_mask: npt.NDArray[np.bool_],
         correct: npt.NDArray[np.bool_],
         options: SelectOptions,
+        keep_nonfinite: bool = False,
+        spare: npt.NDArray[np.bool_] | None = None,
+        advantages: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
+        out: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
         num_threads: int | None = None,
     ) -> tuple[
         npt.NDArray[np.bool_],
         npt.NDArray[np.uint32],
         npt.NDArray[np.uint32],
         npt.NDArray[np.uint32],
+        npt.NDArray[np.bool_],
     ]:
         """Segmentation and selection of padded (B, A) C-contiguous arrays, one rollout
         per row (``action_mask`` set on its response tokens, any padding side).
 
         Returns the keep mask (B, A) (False exactly on the response tokens of the
-        selected units) and, per row, the units, the selected units and the tokens those
-        cover. Errors name the row.
+        selected units) and, per row, the units, the selected units, the tokens those
+        cover, and whether the row was left unselected for a NaN/inf log-prob. Errors
+        name the row.
+
+        ``keep_nonfinite``: a row whose response log-probs hold NaN/inf is selected as
+        if they were 0 and then left unselected (else it is an error). ``spare``: (B,)
+        rows left unselected. ``advantages`` ((B,) per row or (B, A) per token) and
+        ``out`` ((B, A), written; both of one float dtype): the SAS advantages, written
+        in the same pass over each row (per row: the row's value on its kept response
+        tokens, 0 elsewhere; per token: as given, 0 on the selected tokens).
         """
 
 def keep_mask(

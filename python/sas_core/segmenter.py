@@ -153,26 +153,32 @@ class StepSegmenter:
         correct: np.ndarray,
         options: SASOptions,
         num_threads: int | None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        advantages: np.ndarray | None = None,
+        out: np.ndarray | None = None,
+        spare: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, ...]:
         """:meth:`select_padded` on checked numpy arrays of the core's dtypes, which the
         Rust core reads in place (C order), with the options object as built; also
-        returns the (B,) rows left unselected for NaN/inf log-probs.
+        returns each row's response tokens and the (B,) rows left unselected for NaN/inf
+        log-probs.
 
         ``options.nonfinite == "keep"``: a row whose response log-probs hold NaN or inf
         gets no unit selected (its advantage stands, as GRPO's would); selection is per
         row, so the others are what they would be without it. ``"raise"``: the core
-        raises, naming the row."""
-        lps, bad = finite_or_raise(logprobs, options, where=action_mask)
-        keep, n_units, n_selected, n_zeroed = self._table.keep_mask_padded(
-            _arrays.c_order(response_ids), _arrays.c_order(lps), _arrays.c_order(action_mask),
-            _arrays.c_order(correct), options, _arrays.threads_value(num_threads),
+        raises, naming the row.
+
+        ``advantages`` ((B,) per row or (B, A) per token, float32/float64) and ``out``
+        ((B, A), C order, the same dtype): the core also writes the SAS advantages into
+        ``out`` in its pass over each row (per row: the row's value on its kept response
+        tokens, 0 elsewhere; per token: as given, 0 on the selected tokens). ``spare``:
+        (B,) bool, rows left unselected (e.g. failed rollouts that were not truncated)."""
+        return self._table.sas_padded(
+            _arrays.c_order(response_ids), _arrays.c_order(logprobs),
+            _arrays.c_order(action_mask), _arrays.c_order(correct), options,
+            keep_nonfinite=options.nonfinite == "keep", spare=spare,
+            advantages=None if advantages is None else _arrays.c_order(advantages), out=out,
+            num_threads=_arrays.threads_value(num_threads),
         )  # fmt: skip
-        bad_rows = np.zeros(len(correct), dtype=bool) if bad is None else bad.any(axis=1)
-        if bad is not None:
-            keep[bad_rows] = True
-            n_selected[bad_rows] = 0
-            n_zeroed[bad_rows] = 0
-        return keep, n_units, n_selected, n_zeroed, bad_rows
 
     def segment_with_counts(
         self, token_ids: Any, cu_seqlens: Any, *, num_threads: int | None = None

@@ -98,6 +98,7 @@ class TokenSelection(NamedTuple):
     n_units: (B,) uint32 steps (or in-step tokens at token granularity) per rollout.
     n_selected: (B,) uint32 units selected per rollout.
     n_zeroed: (B,) uint32 response tokens whose advantage SAS zeroes, per rollout.
+    n_tokens: (B,) uint32 response tokens per rollout.
     nonfinite: (B,) bool, rollouts left unselected for NaN/inf log-probs
         (``nonfinite="keep"``).
     """
@@ -106,32 +107,8 @@ class TokenSelection(NamedTuple):
     n_units: np.ndarray
     n_selected: np.ndarray
     n_zeroed: np.ndarray
+    n_tokens: np.ndarray
     nonfinite: np.ndarray
-
-    def unselect(self, rows: np.ndarray) -> None:
-        """Selects nothing in ``rows`` ((B,) bool), in place: a shield that spares some
-        rollouts (e.g. failed but not truncated ones)."""
-        self.keep[_row_index(self.keep, rows)] = True
-        self.n_selected[rows] = 0
-        self.n_zeroed[rows] = 0
-
-    def stats(self, action_mask: Any, correct: Any, truncated: Any = None) -> dict[str, np.ndarray]:
-        """Per-rollout ``sas/...`` statistics (:func:`sas_core.stats.rollout_stats`)."""
-        tokens = _mask_array(action_mask).sum(axis=1)
-        c = _arrays.bool_array(correct, "correct")
-        t = None if truncated is None else _arrays.bool_array(truncated, "truncated")
-        return rollout_stats(
-            self.n_units, self.n_selected, self.n_zeroed, tokens, c, self.nonfinite, t
-        )
-
-
-def _row_index(target: Any, rows: np.ndarray) -> Any:
-    """``rows`` as an index of ``target`` (a tensor, on its device, or an array)."""
-    if _arrays.is_torch(target):
-        import torch
-
-        return torch.from_numpy(np.asarray(rows, dtype=bool)).to(target.device)
-    return np.asarray(rows, dtype=bool)
 
 
 def _check_padded(
@@ -173,14 +150,19 @@ def _padded_core(
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
-) -> TokenSelection:
+    advantages: np.ndarray | None = None,
+    spare: np.ndarray | None = None,
+) -> tuple[TokenSelection, np.ndarray | None]:
     """:meth:`StepSegmenter.select_padded` on the CPU arrays of the tensors: (B, A)
     keep as a numpy array (False exactly on the selected response tokens), per-rollout
     counts, and the rollouts left unselected for non-finite log-probs.
 
     It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
-    ids and float32/float64 log-probs). Advantages are applied by the caller in the
-    output's dtype, so a float64 advantage is never rounded through float32.
+    ids and float32/float64 log-probs). With ``advantages`` (a (B,) or (B, A) numpy
+    array of float32 or float64: the output's dtype, so a float64 advantage is never
+    rounded through float32) the core also writes the SAS advantages into a new (B, A)
+    array of that dtype, returned second (else None). ``spare``: (B,) bool, rollouts
+    left unselected (a shield).
 
     ``options.nonfinite == "keep"``: a rollout whose log-probs hold NaN or inf on its
     response tokens gets no unit selected (its advantage stands, as GRPO's would).
@@ -199,11 +181,23 @@ def _padded_core(
     lp = logprobs.detach()
     if lp.element_size() < 4:
         lp = lp.float()
-    return TokenSelection(
+    out = None if advantages is None else np.empty(mask.shape, dtype=advantages.dtype)
+    picked = TokenSelection(
         *segmenter._select_padded(
-            ids.cpu().numpy(), lp.cpu().numpy(), mask, correct, options, num_threads
+            ids.cpu().numpy(), lp.cpu().numpy(), mask, correct, options, num_threads,
+            advantages, out, spare,
         )
-    )
+    )  # fmt: skip
+    return picked, out
+
+
+# The output dtypes the core writes; the others (bfloat16, float16) are computed in torch.
+_KERNEL_DTYPES = {"torch.float32": np.float32, "torch.float64": np.float64}
+
+
+def _kernel_dtype(dtype: Any) -> Any:
+    """The numpy dtype the core writes advantages of ``dtype`` in, or None."""
+    return _KERNEL_DTYPES.get(str(dtype))
 
 
 def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
@@ -234,7 +228,7 @@ def sas_token_selection(
     """
     import torch
 
-    picked, _, _ = _select(
+    picked, _, _, _ = _select(
         response_ids,
         logprobs,
         action_mask,
@@ -255,15 +249,19 @@ def _select(
     options: SASOptions,
     num_threads: int | None,
     shape: tuple[int, ...] | None = None,
-) -> tuple[TokenSelection, np.ndarray, np.ndarray]:
+    advantages: np.ndarray | None = None,
+) -> tuple[TokenSelection, np.ndarray, np.ndarray, np.ndarray | None]:
     """The checked padded call: (selection with a numpy keep, (B, A) bool mask, (B,)
-    bool correct). ``shape``: the tensors were already checked (by the caller)."""
+    bool correct, the advantages the core wrote or None). ``shape``: the tensors were
+    already checked (by the caller)."""
     if shape is None:
         shape = _check_padded(response_ids, logprobs, action_mask)
     correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
     mask = _mask_array(action_mask)
-    picked = _padded_core(response_ids, logprobs, mask, correct_np, segmenter, options, num_threads)
-    return picked, mask, correct_np
+    picked, out = _padded_core(
+        response_ids, logprobs, mask, correct_np, segmenter, options, num_threads, advantages
+    )
+    return picked, mask, correct_np, out
 
 
 @keyword_options()
@@ -324,15 +322,18 @@ def _token_advantages(
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     adv = _one_per_rollout("rollout_advantages", adv, shape[0])
     _arrays.representable(adv, _numpy_dtype(logprobs.dtype), "rollout_advantages")
-    picked, mask, correct_np = _select(
-        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads, shape
-    )
-    n_units, n_selected, n_zeroed, bad_rows = picked[1:]
     dtype, device = logprobs.dtype, logprobs.device
-    per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
-    out = torch.from_numpy(picked.keep & mask).to(device=device, dtype=dtype) * per_rollout
-
-    tokens = mask.sum(axis=1)
+    written = _kernel_dtype(dtype)  # the core writes float32/float64 advantages itself
+    picked, mask, correct_np, out_np = _select(
+        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads, shape,
+        None if written is None else adv.astype(written),
+    )  # fmt: skip
+    n_units, n_selected, n_zeroed, tokens, bad_rows = picked[1:]
+    if out_np is not None:
+        out = torch.from_numpy(out_np).to(device)
+    else:
+        per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
+        out = torch.from_numpy(picked.keep & mask).to(device=device, dtype=dtype) * per_rollout
     per_rollout = rollout_stats(n_units, n_selected, n_zeroed, tokens, correct_np, bad_rows)
     return out, batch_stats(per_rollout)
 
@@ -459,18 +460,26 @@ def sas_batch_step(
     object.__setattr__(
         seeded, "seed", unit_key(options.seed, call, index) if seed is None else seed
     )
-    picked = _padded_core(response_ids, logprobs, mask, correct, segmenter, seeded, num_threads)
-    if options.shield == "truncated":
-        picked.unselect(~correct & ~cut)
+    # Only truncated failures may get zeros: the others are spared in the core.
+    spare = ~correct & ~cut if options.shield == "truncated" else None
+    # The core writes float32/float64 advantages in its pass over each row; others
+    # (bfloat16, float16) are written here from the keep mask.
+    written = _kernel_dtype(advantages.dtype)
+    adv_np = None if written is None else advantages.detach().cpu().numpy()
+    picked, out_np = _padded_core(
+        response_ids, logprobs, mask, correct, segmenter, seeded, num_threads, adv_np, spare
+    )
     device = advantages.device
     keep = torch.from_numpy(picked.keep).to(device)
-    if advantages.dim() == 1:
+    if out_np is not None:
+        out = torch.from_numpy(out_np).to(device)
+    elif advantages.dim() == 1:
         on = torch.from_numpy(picked.keep & mask).to(device=device, dtype=advantages.dtype)
         out = on * advantages[:, None]
     else:
         out = torch.where(keep, advantages, torch.zeros_like(advantages))
     per_rollout = rollout_stats(
-        picked.n_units, picked.n_selected, picked.n_zeroed, mask.sum(axis=1), correct,
+        picked.n_units, picked.n_selected, picked.n_zeroed, picked.n_tokens, correct,
         picked.nonfinite, cut,
     )  # fmt: skip
     return BatchStep(out, keep, per_rollout, int(picked.nonfinite.sum()))

@@ -3,7 +3,7 @@
 //! by the `dispatch!` macro) and the option strings (parsed into the core's enums,
 //! typed as `Literal[...]` in `_core.pyi`).
 
-use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use sas_core::{Granularity, Mode, Result, SelectOptions, SelectionRule};
@@ -22,6 +22,13 @@ pub enum Ids<'py> {
 pub enum LogProbs<'py> {
     F32(PyReadonlyArrayDyn<'py, f32>),
     F64(PyReadonlyArrayDyn<'py, f64>),
+}
+
+/// An output array of advantages: a writable numpy array of float32 or float64.
+#[derive(FromPyObject)]
+pub enum FloatsOut<'py> {
+    F32(PyReadwriteArrayDyn<'py, f32>),
+    F64(PyReadwriteArrayDyn<'py, f64>),
 }
 
 /// Extracts argument `name` as `T`, or a `TypeError` that names it.

@@ -15,9 +15,10 @@ use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArra
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::parallel::{default_threads, env_threads};
+use sas_core::{sas_padded, Advantages, Spare, Written};
 use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
 
-use args::{dispatch, extract, slice, Ids, LogProbs, OptionsArg};
+use args::{data, dispatch, extract, slice, FloatsOut, Ids, LogProbs, OptionsArg};
 use error::{not_contiguous, to_py, type_error};
 
 const IDS: &str = "a numpy array of int32 or int64";
@@ -26,12 +27,14 @@ const LOGPROBS: &str = "a numpy array of float32 or float64";
 type Array<'py, T> = Bound<'py, PyArray1<T>>;
 /// (keep mask, units per rollout, selected units per rollout).
 type MaskOut<'py> = (Array<'py, bool>, Array<'py, u32>, Array<'py, u32>);
-/// (keep (B, A), units, selected units and zeroed tokens per row).
+/// (keep (B, A), units, selected units, zeroed and response tokens, non-finite flag).
 type PaddedOut<'py> = (
     Bound<'py, PyArray2<bool>>,
     Array<'py, u32>,
     Array<'py, u32>,
     Array<'py, u32>,
+    Array<'py, u32>,
+    Array<'py, bool>,
 );
 
 fn threads(num_threads: Option<usize>) -> usize {
@@ -49,6 +52,48 @@ fn mask_out(py: Python<'_>, sel: Selected) -> MaskOut<'_> {
 #[pyclass(frozen, name = "StepTable", module = "sas_core._core")]
 struct PyStepTable {
     table: StepTable,
+}
+
+/// The C-order data of the output (rust-numpy's `as_slice_mut` also takes Fortran order).
+fn out_slice<'a, F: numpy::Element>(
+    o: &'a mut numpy::PyReadwriteArrayDyn<'_, F>,
+) -> PyResult<&'a mut [F]> {
+    if !o.is_c_contiguous() {
+        return Err(not_contiguous("out"));
+    }
+    o.as_slice_mut().map_err(|_| not_contiguous("out"))
+}
+
+/// What a padded call writes: `advantages` and `out` of one float dtype, or neither.
+fn written<'a>(
+    adv: &'a Option<LogProbs<'_>>,
+    out: &'a mut Option<FloatsOut<'_>>,
+) -> PyResult<Written<'a>> {
+    Ok(match (adv, out) {
+        (None, None) => Written::None,
+        (Some(LogProbs::F32(a)), Some(FloatsOut::F32(o))) => {
+            Written::F32(per_row_or_token(a)?, out_slice(o)?)
+        }
+        (Some(LogProbs::F64(a)), Some(FloatsOut::F64(o))) => {
+            Written::F64(per_row_or_token(a)?, out_slice(o)?)
+        }
+        _ => {
+            return Err(type_error(
+                "advantages, out",
+                "both given, of one float dtype",
+            ))
+        }
+    })
+}
+
+/// (B,) advantages are one per row, (B, A) one per token.
+fn per_row_or_token<'a, F: numpy::Element>(
+    a: &'a numpy::PyReadonlyArrayDyn<'_, F>,
+) -> PyResult<Advantages<'a, F>> {
+    Ok(match a.ndim() {
+        1 => Advantages::PerRow(data(a, "advantages", 1)?),
+        _ => Advantages::PerToken(data(a, "advantages", 2)?),
+    })
 }
 
 #[pymethods]
@@ -110,10 +155,12 @@ impl PyStepTable {
         Ok(mask_out(py, sel))
     }
 
-    /// The keep mask of a padded (B, A) batch and its counts (see `_core.pyi`).
-    #[pyo3(signature = (response_ids, logprobs, action_mask, correct, options, num_threads = None))]
-    #[allow(clippy::too_many_arguments)] // six from Python, plus self and py
-    fn keep_mask_padded<'py>(
+    /// Segmentation, selection and advantages of a padded (B, A) batch (see `_core.pyi`).
+    #[pyo3(signature = (response_ids, logprobs, action_mask, correct, options,
+        keep_nonfinite = false, spare = None, advantages = None, out = None,
+        num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // ten from Python, plus self and py
+    fn sas_padded<'py>(
         &self,
         py: Python<'py>,
         response_ids: &Bound<'py, PyAny>,
@@ -121,6 +168,10 @@ impl PyStepTable {
         action_mask: PyReadonlyArray2<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
+        keep_nonfinite: bool,
+        spare: Option<PyReadonlyArray1<'py, bool>>,
+        advantages: Option<LogProbs<'py>>,
+        mut out: Option<FloatsOut<'py>>,
         num_threads: Option<usize>,
     ) -> PyResult<PaddedOut<'py>> {
         let ids: Ids = extract(response_ids, "response_ids", IDS)?;
@@ -133,6 +184,12 @@ impl PyStepTable {
             .as_slice()
             .map_err(|_| not_contiguous("action_mask"))?;
         let correct = slice(&correct, "correct")?;
+        let rows_spared = spare.as_ref().map(|s| slice(s, "spare")).transpose()?;
+        let spare = Spare {
+            nonfinite: keep_nonfinite,
+            rows: rows_spared,
+        };
+        let written = written(&advantages, &mut out)?;
         let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let out = dispatch!(&ids, "response_ids", &lps, 2, |i, l| {
             let (ids, logprobs) = (i, l);
@@ -143,15 +200,17 @@ impl PyStepTable {
                 width,
                 correct,
             };
-            py.detach(|| sas_core::keep_mask_padded(table, &batch, &opts, threads))
+            py.detach(|| sas_padded(table, &batch, &opts, threads, spare, written))
         })
         .map_err(to_py)?;
-        let counts = |v: Vec<u32>| PyArray1::from_vec(py, v);
+        let array = |v: Vec<u32>| PyArray1::from_vec(py, v);
         Ok((
             PyArray1::from_vec(py, out.keep).reshape([rows, width])?,
-            counts(out.n_units),
-            counts(out.n_selected),
-            counts(out.n_zeroed_tokens),
+            array(out.n_units),
+            array(out.n_selected),
+            array(out.n_zeroed_tokens),
+            array(out.n_tokens),
+            PyArray1::from_vec(py, out.nonfinite),
         ))
     }
 

@@ -39,7 +39,10 @@ pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;
 pub use options::{n_selected, Granularity, Mode, SelectOptions, SelectionRule};
 pub use packed::Packed;
-pub use padded::{keep_mask_padded, Padded, PaddedSelection};
+pub use padded::{
+    keep_mask_padded, sas_padded, write_padded, Advantage, Advantages, Padded, PaddedSelection,
+    Spare, Written,
+};
 pub use rng::unit_key;
 pub use segment::{segment_packed, TokenId};
 pub use select::{keep_mask_packed, Selected};

@@ -1,18 +1,19 @@
-//! The SAS keep mask straight from padded (B, A) arrays, the layout trainers hold.
+//! SAS straight from padded (B, A) arrays, the layout trainers hold.
 //!
 //! Packing a padded batch and scattering the result back cost more than the SAS
 //! kernel itself (see benchmarks/README.md). Here each row is gathered into per-thread
 //! buffers, segmented and selected there, and its keep flags are written straight into
-//! the (B, A) output: no batch-sized intermediate array. The caller multiplies its
-//! advantages by the mask in whatever dtype and layout it holds them (one per rollout
-//! as GRPO's, or per token as with a KL penalty in the reward).
+//! the (B, A) output: no batch-sized intermediate array. [`sas_padded`] also writes the
+//! advantages (one per rollout as GRPO's, or per token as with a KL penalty in the
+//! reward) into the caller's output in the same pass over the row, so that the public
+//! padded call makes no batch-sized pass of its own.
 
 use crate::confidence::LogProb;
 use crate::error::{Result, SasError};
 use crate::fused::{run_range, select_runs};
 use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
-use crate::parallel::map_rollouts;
+use crate::parallel::map_rollouts_with;
 use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
 use crate::select::{select_rollout, Rollout};
@@ -30,13 +31,51 @@ pub struct Padded<'a, I, L> {
 
 /// The keep mask (B*width, row-major; false exactly on the response tokens of the
 /// selected units, true elsewhere, padding included), and per row the number of units,
-/// of selected units and of tokens they cover.
+/// of selected units, of tokens they cover and of response tokens, and whether the row
+/// was left unselected for a non-finite log-prob (see [`sas_padded`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaddedSelection {
     pub keep: Vec<bool>,
     pub n_units: Vec<u32>,
     pub n_selected: Vec<u32>,
     pub n_zeroed_tokens: Vec<u32>,
+    pub n_tokens: Vec<u32>,
+    pub nonfinite: Vec<bool>,
+}
+
+/// An advantage value type (the output's float type).
+pub trait Advantage: Copy + Send + Sync {
+    const ZERO: Self;
+}
+
+impl Advantage for f32 {
+    const ZERO: f32 = 0.0;
+}
+
+impl Advantage for f64 {
+    const ZERO: f64 = 0.0;
+}
+
+/// The rows [`sas_padded`] leaves unselected (their advantage stands): with `nonfinite`,
+/// those whose response log-probs hold NaN or inf (selected as if they were 0, so that
+/// their unit count stands; without it such a row is an error naming it), and those set
+/// in `rows` (B flags, e.g. failed rollouts that were not truncated). Rows are selected
+/// independently, so the others are exactly what they would be without them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Spare<'a> {
+    pub nonfinite: bool,
+    pub rows: Option<&'a [bool]>,
+}
+
+/// The advantages [`sas_padded`] writes, and where from.
+#[derive(Debug, Clone, Copy)]
+pub enum Advantages<'a, F> {
+    /// None: the keep mask only.
+    None,
+    /// One per row (GRPO's): on the row's kept response tokens, 0 everywhere else.
+    PerRow(&'a [F]),
+    /// (B, width) row-major, one per token: as given, 0 on the selected tokens.
+    PerToken(&'a [F]),
 }
 
 impl<I, L> Padded<'_, I, L> {
@@ -70,7 +109,8 @@ fn in_row(b: usize) -> impl Fn(SasError) -> SasError {
     }
 }
 
-/// Segments and selects every row of a padded batch.
+/// The keep mask of a padded batch: [`sas_padded`] without advantages, a NaN/inf
+/// log-prob an error.
 ///
 /// ```
 /// use sas_core::{keep_mask_padded, Padded, SelectOptions, StepTable};
@@ -94,83 +134,252 @@ pub fn keep_mask_padded<I: TokenId, L: LogProb>(
     opts: &SelectOptions,
     threads: usize,
 ) -> Result<PaddedSelection> {
+    sas_padded(table, batch, opts, threads, Spare::default(), Written::None)
+}
+
+/// The advantages a padded call writes, in either float type, and its output
+/// ((B, width) row-major, of that type).
+pub enum Written<'a> {
+    /// The keep mask only.
+    None,
+    F32(Advantages<'a, f32>, &'a mut [f32]),
+    F64(Advantages<'a, f64>, &'a mut [f64]),
+}
+
+/// Segments and selects every row of a padded batch and writes the advantages of
+/// `written` into its output, in the same pass over each row (see [`write_padded`]).
+pub fn sas_padded<I: TokenId, L: LogProb>(
+    table: &StepTable,
+    batch: &Padded<'_, I, L>,
+    opts: &SelectOptions,
+    threads: usize,
+    spare: Spare<'_>,
+    written: Written<'_>,
+) -> Result<PaddedSelection> {
+    match written {
+        Written::None => write_padded::<I, L, f32>(
+            table,
+            batch,
+            opts,
+            threads,
+            spare,
+            Advantages::None,
+            &mut [],
+        ),
+        Written::F32(adv, out) => write_padded(table, batch, opts, threads, spare, adv, out),
+        Written::F64(adv, out) => write_padded(table, batch, opts, threads, spare, adv, out),
+    }
+}
+
+/// Segments and selects every row of a padded batch, and writes the advantages of
+/// `adv` into `out` ((B, width) row-major; untouched for [`Advantages::None`]), in the
+/// same pass over each row. The rows of `spare` are left unselected (`nonfinite[b]` set
+/// for those left for a NaN/inf log-prob).
+///
+/// ```
+/// use sas_core::{write_padded, Advantages, Padded, SelectOptions, Spare, StepTable};
+/// let table = StepTable::from_bytes(&[&b"a"[..], b"\n\n"], None, &[]).unwrap();
+/// // Two steps, "a\n\n|a", and a padding column; the second step is the less confident.
+/// let (ids, lps) = ([0i32, 1, 0, 0], [-0.1f32, -0.1, -3.0, 0.0]);
+/// let mask = [true, true, true, false];
+/// let batch = Padded { ids: &ids, logprobs: &lps, mask: &mask, width: 4, correct: &[true] };
+/// let opts = SelectOptions { ratio: 0.5, ..SelectOptions::default() };
+/// let mut out = [9.0f32; 4];
+/// let adv = Advantages::PerRow(&[1.5]);
+/// let sel = write_padded(&table, &batch, &opts, 1, Spare::default(), adv, &mut out).unwrap();
+/// assert_eq!(out, [1.5, 1.5, 0.0, 0.0]); // the selected step and the padding get 0
+/// assert_eq!(sel.keep, [true, true, false, true]);
+/// ```
+pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
+    table: &StepTable,
+    batch: &Padded<'_, I, L>,
+    opts: &SelectOptions,
+    threads: usize,
+    spare: Spare<'_>,
+    adv: Advantages<'_, F>,
+    out: &mut [F],
+) -> Result<PaddedSelection> {
     opts.validate()?;
     let rows = batch.check()?;
+    if let Some(flags) = spare.rows {
+        if flags.len() != rows {
+            let msg = format!("has {} flags, expected one per row ({rows})", flags.len());
+            return Err(SasError::new("spare", msg));
+        }
+    }
     let w = batch.width;
+    let given = match adv {
+        Advantages::None => None,
+        Advantages::PerRow(a) => Some(("advantages", a.len(), rows)),
+        Advantages::PerToken(a) => Some(("advantages", a.len(), rows * w)),
+    };
+    if let Some((arg, len, want)) = given {
+        for (arg, len) in [(arg, len), ("out", out.len())] {
+            let want = if arg == "out" { rows * w } else { want };
+            if len != want {
+                return Err(SasError::new(
+                    arg,
+                    format!("has {len} entries, expected {want}"),
+                ));
+            }
+        }
+    }
     let cu: Vec<i64> = (0..=rows).map(|b| (b * w) as i64).collect();
     let packed = Packed::new(&cu)?;
-    let mut out = vec![true; rows * w];
-    let results = map_rollouts(
-        &packed,
-        &mut out,
-        threads,
-        Scratch::default,
-        |s, b, r, row| {
-            // Gather the row's response tokens.
-            let (mut pos, mut ids, mut lps) = s.take_row();
-            for (j, &m) in batch.mask[r.clone()].iter().enumerate() {
-                if m {
-                    pos.push(j as u32);
-                    ids.push(batch.ids[r.start + j].to_i64());
-                    lps.push(batch.logprobs[r.start + j].to_f64());
-                }
-            }
-            let correct = batch.correct[b];
-            row.fill(true);
-            let result = if opts.granularity == Granularity::Step {
-                select_runs(table, &ids, &lps, correct, b, 0, opts, s).map(|(n, k)| {
-                    s.chosen.clear();
-                    s.chosen.resize(n, false);
-                    for &(_, step) in &s.units[..k] {
-                        s.chosen[step as usize] = true;
-                    }
-                    let mut zeroed_tokens = 0;
-                    for (j, &(_, step)) in s.runs.iter().enumerate() {
-                        if step >= 0 && s.chosen[step as usize] {
-                            let cols = &pos[run_range(&s.runs, j, ids.len())];
-                            zeroed_tokens += cols.len() as u32;
-                            for &p in cols {
-                                row[p as usize] = false;
-                            }
+    let mut keep = vec![true; rows * w];
+    // Each row's parts of both outputs (no advantages: empty slices).
+    let mut outs = Vec::with_capacity(rows);
+    let (mut k_rest, mut o_rest) = (&mut keep[..], out);
+    let ow = if given.is_some() { w } else { 0 };
+    for _ in 0..rows {
+        let (k, kt) = std::mem::take(&mut k_rest).split_at_mut(w);
+        let (o, ot) = std::mem::take(&mut o_rest).split_at_mut(ow);
+        outs.push((k, o));
+        (k_rest, o_rest) = (kt, ot);
+    }
+    let results =
+        map_rollouts_with(
+            &packed,
+            outs,
+            threads,
+            Scratch::default,
+            |s, b, r, (row, out_row)| {
+                let spared = spare.rows.is_some_and(|f| f[b]);
+                let counts = select_row(table, batch, opts, spare.nonfinite, s, b, &r, row)
+                    .map(|c| if spared { c.unselect(row) } else { c });
+                let mask = &batch.mask[r.clone()];
+                match adv {
+                    Advantages::None => {}
+                    Advantages::PerRow(a) => {
+                        for ((o, &m), &k) in out_row.iter_mut().zip(mask).zip(row.iter()) {
+                            *o = if m && k { a[b] } else { F::ZERO };
                         }
                     }
-                    (n as u32, k as u32, zeroed_tokens)
-                })
-            } else {
-                let mut steps = std::mem::take(&mut s.steps);
-                let mut keep = std::mem::take(&mut s.keep);
-                steps.clear();
-                steps.resize(ids.len(), 0);
-                keep.clear();
-                keep.resize(ids.len(), true);
-                let result = segment_rollout(table, &ids, &mut steps, 0).and_then(|_| {
-                    let rollout = Rollout {
-                        step_ids: &steps,
-                        logprobs: &lps,
-                        correct,
-                        index: b,
-                        offset: 0,
-                    };
-                    select_rollout(&rollout, opts, s, &mut keep)
-                });
-                for (&p, &k) in pos.iter().zip(&keep) {
-                    row[p as usize] = k;
+                    Advantages::PerToken(a) => {
+                        for ((o, &v), &k) in out_row.iter_mut().zip(&a[r.clone()]).zip(row.iter()) {
+                            *o = if k { v } else { F::ZERO };
+                        }
+                    }
                 }
-                let zeroed_tokens = keep.iter().filter(|&&k| !k).count() as u32;
-                (s.steps, s.keep) = (steps, keep);
-                result.map(|(n, k)| (n, k, zeroed_tokens))
-            };
-            s.put_row(pos, ids, lps);
-            result.map_err(in_row(b))
-        },
-    );
+                counts.map_err(in_row(b))
+            },
+        );
     let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
     Ok(PaddedSelection {
-        keep: out,
-        n_units: counts.iter().map(|c| c.0).collect(),
-        n_selected: counts.iter().map(|c| c.1).collect(),
-        n_zeroed_tokens: counts.iter().map(|c| c.2).collect(),
+        keep,
+        n_units: counts.iter().map(|c| c.units).collect(),
+        n_selected: counts.iter().map(|c| c.selected).collect(),
+        n_zeroed_tokens: counts.iter().map(|c| c.zeroed).collect(),
+        n_tokens: counts.iter().map(|c| c.tokens).collect(),
+        nonfinite: counts.iter().map(|c| c.nonfinite).collect(),
     })
+}
+
+/// One row's counts.
+#[derive(Debug, Clone, Copy)]
+struct RowCounts {
+    units: u32,
+    selected: u32,
+    zeroed: u32,
+    tokens: u32,
+    nonfinite: bool,
+}
+
+impl RowCounts {
+    /// The counts once the row is left unselected (`row` all kept): its units stand.
+    fn unselect(self, row: &mut [bool]) -> Self {
+        row.fill(true);
+        Self {
+            selected: 0,
+            zeroed: 0,
+            ..self
+        }
+    }
+}
+
+/// One row: gathers its response tokens, segments and selects them, writes its keep
+/// flags into `row`.
+#[allow(clippy::too_many_arguments)] // the row's context, passed as is
+fn select_row<I: TokenId, L: LogProb>(
+    table: &StepTable,
+    batch: &Padded<'_, I, L>,
+    opts: &SelectOptions,
+    keep_nonfinite: bool,
+    s: &mut Scratch,
+    b: usize,
+    r: &std::ops::Range<usize>,
+    row: &mut [bool],
+) -> Result<RowCounts> {
+    let (mut pos, mut ids, mut lps) = s.take_row();
+    let mut bad = false;
+    for (j, &m) in batch.mask[r.clone()].iter().enumerate() {
+        if m {
+            pos.push(j as u32);
+            ids.push(batch.ids[r.start + j].to_i64());
+            let lp = batch.logprobs[r.start + j].to_f64();
+            if keep_nonfinite && !lp.is_finite() {
+                bad = true;
+                lps.push(0.0);
+            } else {
+                lps.push(lp);
+            }
+        }
+    }
+    let correct = batch.correct[b];
+    let result = if opts.granularity == Granularity::Step {
+        select_runs(table, &ids, &lps, correct, b, 0, opts, s).map(|(n, k)| {
+            s.chosen.clear();
+            s.chosen.resize(n, false);
+            for &(_, step) in &s.units[..k] {
+                s.chosen[step as usize] = true;
+            }
+            let mut zeroed_tokens = 0;
+            for (j, &(_, step)) in s.runs.iter().enumerate() {
+                if step >= 0 && s.chosen[step as usize] {
+                    let cols = &pos[run_range(&s.runs, j, ids.len())];
+                    zeroed_tokens += cols.len() as u32;
+                    for &p in cols {
+                        row[p as usize] = false;
+                    }
+                }
+            }
+            (n as u32, k as u32, zeroed_tokens)
+        })
+    } else {
+        let mut steps = std::mem::take(&mut s.steps);
+        let mut keep = std::mem::take(&mut s.keep);
+        steps.clear();
+        steps.resize(ids.len(), 0);
+        keep.clear();
+        keep.resize(ids.len(), true);
+        let result = segment_rollout(table, &ids, &mut steps, 0).and_then(|_| {
+            let rollout = Rollout {
+                step_ids: &steps,
+                logprobs: &lps,
+                correct,
+                index: b,
+                offset: 0,
+            };
+            select_rollout(&rollout, opts, s, &mut keep)
+        });
+        for (&p, &k) in pos.iter().zip(&keep) {
+            row[p as usize] = k;
+        }
+        let zeroed_tokens = keep.iter().filter(|&&k| !k).count() as u32;
+        (s.steps, s.keep) = (steps, keep);
+        result.map(|(n, k)| (n, k, zeroed_tokens))
+    };
+    let tokens = pos.len() as u32;
+    s.put_row(pos, ids, lps);
+    let (units, selected, zeroed) = result?;
+    let counts = RowCounts {
+        units,
+        selected,
+        zeroed,
+        tokens,
+        nonfinite: bad,
+    };
+    Ok(if bad { counts.unselect(row) } else { counts })
 }
 
 #[cfg(test)]
@@ -234,6 +443,8 @@ mod tests {
                     })
                     .collect();
                 assert_eq!(got.n_zeroed_tokens, zeroed);
+                let tokens: Vec<u32> = (0..rows).map(|b| (cu[b + 1] - cu[b]) as u32).collect();
+                assert_eq!(got.n_tokens, tokens);
                 let mut t = 0;
                 for b in 0..rows {
                     for j in 0..width {
@@ -247,6 +458,93 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    /// The advantages written in the kernel equal the keep mask applied afterwards, per
+    /// row and per token; a row with a NaN under `Spare::nonfinite` is what selecting it
+    /// with 0 there and then unselecting it gives, and the other rows do not change.
+    #[test]
+    fn advantages_and_nonfinite_rows_follow_the_keep_mask() {
+        let table = testutil::newline_table();
+        let mut next = testutil::random(5);
+        for _ in 0..100 {
+            let (rows, width) = (3usize, (next() % 40) as usize + 1);
+            let ids: Vec<i64> = (0..rows * width).map(|_| (next() % 9) as i64).collect();
+            let mut lps: Vec<f64> = (0..rows * width)
+                .map(|_| -((next() % 500) as f64) / 50.0)
+                .collect();
+            let mask: Vec<bool> = (0..rows * width).map(|_| next() % 4 != 0).collect();
+            let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
+            let opts = SelectOptions {
+                ratio: 0.5,
+                ..SelectOptions::default()
+            };
+            let batch = |lps: &[f64]| {
+                let b = Padded {
+                    ids: &ids,
+                    logprobs: lps,
+                    mask: &mask,
+                    width,
+                    correct: &correct,
+                };
+                keep_mask_padded(&table, &b, &opts, 1).unwrap()
+            };
+            let want = batch(&lps);
+            let per_row = [0.5f32, -1.25, 2.0];
+            let per_token: Vec<f32> = (0..rows * width).map(|i| i as f32 - 7.0).collect();
+            let b = Padded {
+                ids: &ids,
+                logprobs: &lps,
+                mask: &mask,
+                width,
+                correct: &correct,
+            };
+            let mut out = vec![f32::NAN; rows * width];
+            let adv = Advantages::PerRow(&per_row);
+            let got = write_padded(&table, &b, &opts, 2, Spare::default(), adv, &mut out).unwrap();
+            assert_eq!(got, want);
+            for i in 0..rows * width {
+                let on = mask[i] && want.keep[i];
+                assert_eq!(out[i], if on { per_row[i / width] } else { 0.0 });
+            }
+            let adv = Advantages::PerToken(&per_token);
+            let written = Written::F32(adv, &mut out);
+            sas_padded(&table, &b, &opts, 1, Spare::default(), written).unwrap();
+            for i in 0..rows * width {
+                assert_eq!(out[i], if want.keep[i] { per_token[i] } else { 0.0 });
+            }
+            // A NaN on a response token of row 1.
+            let Some(i) = (width..2 * width).find(|&i| mask[i]) else {
+                continue;
+            };
+            let zeroed = {
+                let mut z = lps.clone();
+                z[i] = 0.0;
+                batch(&z)
+            };
+            lps[i] = f64::NAN;
+            let b = Padded {
+                ids: &ids,
+                logprobs: &lps,
+                mask: &mask,
+                width,
+                correct: &correct,
+            };
+            // Row 2 spared by its flag as well.
+            let spare = Spare {
+                nonfinite: true,
+                rows: Some(&[false, false, true]),
+            };
+            let got = sas_padded(&table, &b, &opts, 1, spare, Written::None).unwrap();
+            assert_eq!(got.nonfinite, [false, true, false]);
+            assert_eq!(got.n_units, zeroed.n_units);
+            for r in [1, 2] {
+                assert_eq!((got.n_selected[r], got.n_zeroed_tokens[r]), (0, 0));
+                assert!(got.keep[r * width..(r + 1) * width].iter().all(|&k| k));
+            }
+            assert_eq!(got.keep[..width], want.keep[..width]);
+            assert_eq!(got.n_selected[0], want.n_selected[0]);
         }
     }
 

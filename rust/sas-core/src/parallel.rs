@@ -197,13 +197,38 @@ where
     F: Fn(&mut S, usize, Range<usize>, &mut [T]) -> R + Sync + Send,
 {
     debug_assert_eq!(out.len(), packed.n_tokens());
-    let mut jobs = Vec::with_capacity(packed.len());
+    let mut outs = Vec::with_capacity(packed.len());
     let mut rest = out;
-    for (b, range) in packed.ranges().enumerate() {
+    for range in packed.ranges() {
         let (head, tail) = std::mem::take(&mut rest).split_at_mut(range.len());
-        jobs.push((b, range, head));
+        outs.push(head);
         rest = tail;
     }
+    map_rollouts_with(packed, outs, threads, init, f)
+}
+
+/// [`map_rollouts`] with each rollout's output given by the caller (`outs[b]`, e.g.
+/// rollout `b`'s parts of several arrays): calls `f(state, b, token_range, outs[b])`.
+pub fn map_rollouts_with<O, R, S, I, F>(
+    packed: &Packed<'_>,
+    outs: Vec<O>,
+    threads: usize,
+    init: I,
+    f: F,
+) -> Vec<R>
+where
+    O: Send,
+    R: Send,
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, Range<usize>, O) -> R + Sync + Send,
+{
+    debug_assert_eq!(outs.len(), packed.len());
+    let jobs: Vec<_> = packed
+        .ranges()
+        .zip(outs)
+        .enumerate()
+        .map(|(b, (range, o))| (b, range, o))
+        .collect();
     let parallel = threads > 1 && packed.len() > 1 && packed.n_tokens() >= MIN_PARALLEL_TOKENS;
     if parallel {
         if let Some(pool) = pool(threads) {

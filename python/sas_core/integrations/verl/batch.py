@@ -11,6 +11,7 @@ is ``estimator.py``'s job (legacy trainer) and ``v1.py``'s (V1 trainer).
 from __future__ import annotations
 
 import contextvars
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,10 +20,21 @@ import torch
 
 from sas_core.integrations.verl.options import VerlSASOptions
 from sas_core.segmenter import StepSegmenter
+from sas_core.stats import warn_nonfinite_once
 from sas_core.torch_api import sas_batch_step
 
 __all__ = [
-    "ESTIMATOR", "INPUTS", "META_KEY", "Inputs", "apply_sas", "bind", "name_of", "options_of",
+    "ESTIMATOR",
+    "INPUTS",
+    "META_KEY",
+    "Inputs",
+    "apply_sas",
+    "bind",
+    "bound",
+    "calls",
+    "name_of",
+    "options_of",
+    "step",
     "unbind",
 ]  # fmt: skip
 
@@ -42,6 +54,7 @@ class _Run:
 
 
 _RUN = _Run()
+_lock = threading.Lock()
 
 
 @dataclass
@@ -62,15 +75,39 @@ INPUTS: contextvars.ContextVar[Inputs | None] = contextvars.ContextVar("sas_inpu
 def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> StepSegmenter:
     """Builds the segmenter from the actor's tokenizer, sized to the model's embedding
     rows (``model``: a model, config, row count or local path); the trainer does this."""
-    _RUN.segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
-    _RUN.calls = 0
+    segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
+    _RUN.__init__()  # a new run: its own call count and warnings
+    _RUN.segmenter = segmenter
+    return segmenter
+
+
+def bound() -> StepSegmenter | None:
+    """The segmenter this process's trainer bound, or None."""
     return _RUN.segmenter
 
 
 def unbind() -> None:
     """Forgets the bound segmenter (a trainer's run is over)."""
-    _RUN.segmenter = None
-    _RUN.calls = 0
+    _RUN.__init__()
+
+
+def calls() -> int:
+    """Advantage steps the bound run has taken (random selection draws per step)."""
+    return _RUN.calls
+
+
+def step(data: Any, options: VerlSASOptions, inputs: Inputs | None) -> dict[str, float]:
+    """One advantage step of the bound run on ``data`` (GRPO advantages set):
+    :func:`apply_sas` with this step's call index, the run's warning about NaN/inf
+    log-probs; returns the ``sas/*`` statistics."""
+    segmenter = _RUN.segmenter
+    if segmenter is None:
+        raise RuntimeError("adv_estimator 'sas' has no tokenizer bound (see bind)")
+    with _lock:
+        call, _RUN.calls = _RUN.calls, _RUN.calls + 1
+    stats = apply_sas(data, options, segmenter, call=call, inputs=inputs)
+    warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
+    return stats
 
 
 def options_of(algorithm: Any) -> VerlSASOptions:

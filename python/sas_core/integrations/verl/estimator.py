@@ -28,19 +28,20 @@ import torch
 from sas_core.integrations._patching import MARK, is_patched, mark, patch_attr
 from sas_core.integrations.verl import v1
 from sas_core.integrations.verl.batch import (
-    _RUN,
     ESTIMATOR,
     INPUTS,
     META_KEY,
     Inputs,
     apply_sas,
     bind,
+    bound,
+    calls,
     local_model_path,
     name_of,
     options_of,
+    step,
     unbind,
 )
-from sas_core.stats import warn_nonfinite_once
 
 __all__ = [
     "ESTIMATOR",
@@ -51,6 +52,8 @@ __all__ = [
     "UnsupportedVerl",
     "apply_sas",
     "bind",
+    "bound",
+    "calls",
     "check_verl_version",
     "local_model_path",
     "name_of",
@@ -114,20 +117,17 @@ def _wrap_compute_advantage(original: Any) -> Any:
         if name_of(adv_estimator) != ESTIMATOR:
             return original(data, adv_estimator, *args, **kwargs)
         options = options_of(kwargs.get("config"))
-        if _RUN.segmenter is None:
+        if bound() is None:
             raise RuntimeError(
                 "adv_estimator 'sas' has no tokenizer: it is bound when verl's trainer is "
                 "built (or call sas_core.integrations.verl.estimator.bind(tokenizer, model))"
             )
         data = original(data, adv_estimator, *args, **kwargs)  # GRPO, verl's own
-        with _lock:
-            call, _RUN.calls = _RUN.calls, _RUN.calls + 1
         inputs = INPUTS.get()
-        stats = apply_sas(data, options, _RUN.segmenter, call=call, inputs=inputs)
+        stats = step(data, options, inputs)
         data.meta_info[META_KEY] = stats  # read back by compute_data_metrics (legacy)
         if inputs is not None:
             inputs.stats = stats  # logged by the V1 trainer's step (see .v1)
-        warn_nonfinite_once(_RUN, int(stats["sas/nonfinite_rollouts"]))
         return data
 
     return mark(compute_advantage, original)
