@@ -9,8 +9,10 @@ of N calls of:
 * ``kernel``: ``StepTable.sas_padded`` (``keep_mask_padded`` before #30) on ready
   numpy arrays, the keep mask only (the Rust core, 1 thread), the floor of every
   padded call;
-* ``sas_token_selection``, ``sas_advantages`` (the public torch calls) and
-  ``sas_batch_step`` (the step every trainer integration takes), 1 thread.
+* ``sas_advantages`` (the public padded call, here on torch tensors) and
+  ``sas_batch_step`` (the step every trainer integration takes), 1 thread; before #30
+  also ``sas_token_selection`` (the keep mask alone; gone since, ``sas_batch_step``
+  returns it).
 
 The overhead of a call is its median minus the kernel's. ``--json`` prints the numbers.
 """
@@ -67,15 +69,14 @@ def _calls(seg, w) -> dict:
     correct = torch.from_numpy(w.correct)
     adv = torch.randn(ids.shape)
     opts = SASOptions()
-    calls = {
-        "kernel": kernel_call(seg, ids, lps, mask, correct),
-        "sas_token_selection": lambda: sas_core.sas_token_selection(
+    calls = {"kernel": kernel_call(seg, ids, lps, mask, correct)}
+    if hasattr(sas_core, "sas_token_selection"):  # before #30
+        calls["sas_token_selection"] = lambda: sas_core.sas_token_selection(
             ids, lps, mask, correct, seg, num_threads=1
-        ),
-        "sas_advantages": lambda: sas_core.sas_advantages(
-            ids, lps, mask, rewards, w.group_size, seg, num_threads=1
-        ),
-    }
+        )
+    calls["sas_advantages"] = lambda: sas_core.sas_advantages(
+        ids, lps, mask, rewards, w.group_size, seg, num_threads=1
+    )
     if sas_batch_step is not None:
         calls["sas_batch_step"] = lambda: sas_batch_step(
             ids, lps, mask, adv, rewards, seg, opts, num_threads=1

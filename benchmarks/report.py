@@ -19,7 +19,7 @@ NAMES = {
     "test_vectorised_torch_cpu": "vectorised torch (CPU)",
     "test_rust[1-thread]": "sas-core, 1 thread",
     "test_rust[all-threads]": "sas-core, all threads",
-    "test_rust_two_calls": "sas-core, segment() + keep_mask(), 1 thread",
+    "test_rust_two_calls": "sas-core, segment() + select_steps(), 1 thread",
     "test_copy_floor": "floor: copy ids + log-probs + mask",
     "test_sas_advantages_end_to_end": "sas_advantages end to end (all threads)",
 }

@@ -83,7 +83,9 @@ def test_rust_two_calls(benchmark, segmenter, size, wl):
 
     def run():
         steps = segmenter.segment(wl.token_ids, wl.cu_seqlens, num_threads=1)
-        return sas_core.keep_mask(steps, wl.logprobs, wl.cu_seqlens, wl.correct, num_threads=1)
+        return sas_core.select_steps(
+            steps, wl.logprobs, wl.cu_seqlens, wl.correct, num_threads=1
+        ).keep
 
     assert np.array_equal(run(), _rust_mask(segmenter, wl))
     _run(benchmark, size, wl, run)

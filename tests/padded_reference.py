@@ -1,7 +1,7 @@
 """sas_core.reference on padded (B, A) batches: each row's masked tokens, packed in order.
 
 The oracle side of the tests of every padded entry point (``sas_advantages``,
-``sas_token_selection``, the TRL and OpenRLHF integrations).
+``sas_batch_step``, the TRL, OpenRLHF and verl integrations).
 """
 
 from __future__ import annotations

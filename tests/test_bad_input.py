@@ -29,9 +29,9 @@ GOOD = {
 def _mask(**override):
     args = {**GOOD, **override}
     kw = {k: args.pop(k) for k in list(args) if k not in GOOD}
-    return sas_core.keep_mask(
+    return sas_core.select_steps(
         args["step_ids"], args["logprobs"], args["cu_seqlens"], args["correct"], **kw
-    )
+    ).keep
 
 
 @pytest.mark.parametrize(

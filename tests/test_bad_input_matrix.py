@@ -243,8 +243,8 @@ BATCH = {
 
 CALLS = [
     Call(
-        "keep_mask",
-        lambda ratio=0.3, **a: sas_core.keep_mask(**a, ratio=ratio),
+        "select_steps",
+        lambda ratio=0.3, **a: sas_core.select_steps(**a, ratio=ratio).keep,
         _ref_keep,
         {
             "step_ids": np.array(STEPS, np.int32),
@@ -272,13 +272,6 @@ CALLS = [
             "cu_seqlens": np.array(CU),
             "correct": np.array(CORRECT),
         },
-        ("ratio",),
-    ),
-    Call(
-        "StepSegmenter.select_padded",
-        lambda ratio=0.3, **a: SEG.select_padded(**a, ratio=ratio)[0],
-        _ref_padded,
-        dict(PADDED),
         ("ratio",),
     ),
     Call(
@@ -325,22 +318,6 @@ CALLS = [
         },
     ),
     Call(
-        "sas_token_selection",
-        lambda ratio=0.3, **a: sas_core.sas_token_selection(**a, segmenter=SEG, ratio=ratio).keep,
-        _torch_padded_oracle,
-        _tensors(PADDED),
-        ("ratio",),
-    ),
-    Call(
-        "sas_token_advantages",
-        lambda ratio=0.3, **a: sas_core.sas_token_advantages(**a, segmenter=SEG, ratio=ratio)[0],
-        lambda rollout_advantages, ratio=0.3, **a: _torch_padded_oracle(
-            **a, ratio=ratio, adv=rollout_advantages
-        ),
-        {**_tensors(PADDED), "rollout_advantages": np.array([0.5, -1.0])},
-        ("ratio",),
-    ),
-    Call(
         "sas_advantages",
         lambda group_size=2, **a: sas_core.sas_advantages(
             **a, group_size=group_size, segmenter=SEG
@@ -353,6 +330,22 @@ CALLS = [
             "logprobs": torch.from_numpy(np.tile(PADDED["logprobs"], (2, 1))),
             "action_mask": torch.from_numpy(np.tile(PADDED["action_mask"], (2, 1))),
             "rewards": torch.from_numpy(REWARDS.copy()),
+        },
+        ("group_size",),
+    ),
+    Call(
+        "sas_advantages[numpy]",
+        lambda group_size=2, **a: sas_core.sas_advantages(
+            **a, group_size=group_size, segmenter=SEG
+        )[0],
+        lambda rewards, group_size=2, **a: _torch_padded_oracle(
+            **a, correct=[r > 0.5 for r in rewards], adv=_grpo_oracle(rewards, group_size)
+        ),
+        {
+            "response_ids": np.tile(PADDED["response_ids"], (2, 1)),
+            "logprobs": np.tile(PADDED["logprobs"], (2, 1)),
+            "action_mask": np.tile(PADDED["action_mask"], (2, 1)),
+            "rewards": REWARDS.copy(),
         },
         ("group_size",),
     ),

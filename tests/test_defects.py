@@ -126,13 +126,13 @@ def test_padded_advantages_keep_float64():
     lp = -torch.ones(3, 3, dtype=torch.float64)
     mask = torch.ones(3, 3, dtype=torch.bool)
     adv = torch.tensor([0.1, 1e300, 1e-46], dtype=torch.float64)
-    out, _ = sas_core.sas_token_advantages(ids, lp, mask, adv, [True] * 3, seg, ratio=0.0)
-    assert out.dtype == torch.float64
+    scores, opts = torch.ones(3), SASOptions(ratio=0.0)
+    out = sas_core.sas_batch_step(ids, lp.float(), mask, adv, scores, seg, opts).advantages
+    assert out.dtype == torch.float64  # the advantages' dtype, whatever the log-probs'
     assert out[0, 0].item() == 0.1 and out[1, 0].item() == 1e300 and out[2, 0].item() == 1e-46
     # Round 3, item 14: float32 cannot hold 1e300; refused by name, never returned as inf.
-    pattern = r"^rollout_advantages: 1e\+300 is out of the range of the output dtype float32"
-    with pytest.raises(ValueError, match=pattern):
-        sas_core.sas_token_advantages(ids, lp.float(), mask, adv, [True] * 3, seg, ratio=0)
+    with pytest.raises(ValueError, match=r"^advantages: per-rollout advantages must be finite"):
+        sas_core.sas_batch_step(ids, lp, mask, adv.float(), scores, seg, opts)
 
 
 # 7 and 8. Errors name the argument; nothing is silently coerced.
@@ -195,10 +195,13 @@ def test_padded_bad_input_names_the_argument():
         sas_core.sas_advantages(ids, lp, mask, rewards, 2, seg, correct_threshold="x")
     with pytest.raises(ValueError, match=r"^correct_threshold: must be finite"):
         sas_core.sas_advantages(ids, lp, mask, rewards, 2, seg, correct_threshold=math.nan)
-    with pytest.raises(TypeError, match=r"^rollout_advantages:"):
-        sas_core.sas_token_advantages(ids, lp, mask, torch.tensor([1j, 0j]), [True, False], seg)
+    opts = SASOptions()
+    with pytest.raises(TypeError, match=r"^advantages:"):
+        sas_core.sas_batch_step(ids, lp, mask, torch.tensor([1j, 0j]), rewards, seg, opts)
     with pytest.raises(TypeError, match=r"^response_ids:"):
-        sas_core.sas_token_advantages(ids.to(torch.complex64), lp, mask, [1.0, 0.0], [1, 0], seg)
+        sas_core.sas_batch_step(
+            ids.to(torch.complex64), lp, mask, torch.ones(2), rewards, seg, opts
+        )
 
 
 def test_token_advantages_reads_bf16_and_grad_tensors():
@@ -226,22 +229,23 @@ def test_nonfinite_keep_leaves_the_bad_rollout_whole_and_the_others_exact():
     mask = torch.ones(6, 20, dtype=torch.bool)
     mask[2, 15:] = False
     adv = torch.tensor([1.0, -1.0, 0.5, -0.5, 2.0, -2.0], dtype=torch.float64)
-    correct = [True, False, True, False, True, False]
-    want, _ = sas_core.sas_token_advantages(ids, lp, mask, adv, correct, seg, ratio=0.5)
+    scores = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    half, keep_bad = SASOptions(ratio=0.5), SASOptions(ratio=0.5, nonfinite="keep")
+    want = sas_core.sas_batch_step(ids, lp, mask, adv, scores, seg, half).advantages
+    assert (want[mask] == 0).any()  # something selected
     bad = lp.clone()
     bad[3, 4] = math.nan
     bad[2, 17] = math.inf  # off the mask: ignored
     with pytest.raises(ValueError, match=r"^logprobs"):
-        sas_core.sas_token_advantages(ids, bad, mask, adv, correct, seg, ratio=0.5)
-    got, stats = sas_core.sas_token_advantages(
-        ids, bad, mask, adv, correct, seg, ratio=0.5, nonfinite="keep"
-    )
-    assert stats["sas/nonfinite_rollouts"] == 1
+        sas_core.sas_batch_step(ids, bad, mask, adv, scores, seg, half)
+    step = sas_core.sas_batch_step(ids, bad, mask, adv, scores, seg, keep_bad)
+    assert step.stats()["sas/nonfinite_rollouts"] == 1
+    got = step.advantages
     torch.testing.assert_close(got[3], torch.full((20,), -0.5, dtype=torch.float64))
     rows = [0, 1, 2, 4, 5]
     torch.testing.assert_close(got[rows], want[rows])
     with pytest.raises(ValueError, match=r"^nonfinite: must be one of"):
-        sas_core.sas_token_advantages(ids, lp, mask, adv, correct, seg, nonfinite="skip")
+        SASOptions(ratio=0.5, nonfinite="skip")
 
 
 # Round 3, item 3: a column-major (or strided) numpy batch was read in memory order.
@@ -254,7 +258,7 @@ _LAYOUTS = {
 
 @pytest.mark.parametrize("layout", sorted(_LAYOUTS))
 @pytest.mark.parametrize("arg", ["response_ids", "logprobs", "action_mask", "all"])
-def test_select_padded_reads_any_layout_like_the_reference(layout, arg):
+def test_numpy_padded_call_reads_any_layout_like_the_reference(layout, arg):
     from padded_reference import keep_mask as reference_keep
 
     vocab = [b"a", b"\n\n", b"b", b" c."]
@@ -270,7 +274,11 @@ def test_select_padded_reads_any_layout_like_the_reference(layout, arg):
         if arg in (name, "all"):
             args[name] = _LAYOUTS[layout](args[name])
             assert not args[name].flags.c_contiguous
-    keep, n_units, _, _ = seg.select_padded(**args, correct=correct)
+    # rewards 1, 2, 4, 8 in one group: every GRPO advantage is non-zero
+    out, stats = sas_core.sas_advantages(
+        **args, rewards=2.0 ** np.arange(4), group_size=4, segmenter=seg, correct=correct
+    )
+    keep = ~(mask & (out == 0))
     want = reference_keep(
         vocab, torch.from_numpy(ids), torch.from_numpy(lp), torch.from_numpy(mask), correct
     )
@@ -279,7 +287,7 @@ def test_select_padded_reads_any_layout_like_the_reference(layout, arg):
         len({s for s in sas_core.reference.segment(vocab, ids[i][mask[i]].tolist(), [0, m])})
         for i, m in enumerate(mask.sum(1))
     ]
-    assert n_units.tolist() == steps
+    assert stats["sas/steps"] == pytest.approx(np.mean(steps))
 
 
 def test_extension_refuses_a_column_major_array_rather_than_misreading_it():

@@ -13,12 +13,7 @@ import torch
 
 import sas_core
 from sas_core import SASOptions
-from sas_core.torch_api import (
-    sas_advantages,
-    sas_batch_step,
-    sas_token_advantages,
-    sas_token_selection,
-)
+from sas_core.torch_api import sas_advantages, sas_batch_step
 
 VOCAB = [b"a", b"\n", b".\n\n", b" b"]
 SEG = sas_core.StepSegmenter(VOCAB)
@@ -76,11 +71,13 @@ BAD_MASKS = {
 TORCH_CALLS = {
     "sas_batch_step": lambda m: _step(action_mask=m),
     "sas_advantages": lambda m: sas_advantages(IDS, LPS, m, torch.tensor([1.0, 0.0]), 2, SEG),
-    "sas_token_selection": lambda m: sas_token_selection(IDS, LPS, m, [True, False], SEG),
-    "sas_token_advantages": lambda m: sas_token_advantages(
-        IDS, LPS, m, [0.5, -0.5], [True, False], SEG
-    ),
 }
+REWARDS = np.array([1.0, 0.0])
+
+
+def _numpy_call(mask: np.ndarray) -> np.ndarray:
+    """The padded call on numpy arrays."""
+    return sas_advantages(IDS.numpy(), LPS.numpy(), mask, REWARDS, 2, SEG, ratio=0.5)[0]
 
 
 @pytest.mark.parametrize("mask", list(BAD_MASKS))
@@ -91,7 +88,7 @@ def test_torch_calls_refuse_a_mask_numpy_refuses(call, mask):
     # the numpy padded call gives the same error for the same values
     values = BAD_MASKS[mask].numpy()
     with pytest.raises(TypeError, match=r"^action_mask: must be booleans \(or 0/1\)"):
-        SEG.select_padded(IDS.numpy(), LPS.numpy(), values, np.array([True, False]))
+        _numpy_call(values)
 
 
 @pytest.mark.parametrize("dtype", [torch.long, torch.uint8, torch.float32, torch.float16])
@@ -100,10 +97,9 @@ def test_a_zero_one_mask_of_any_number_type_is_the_bool_mask(dtype):
     mask[1, 3] = False
     got = _step(action_mask=mask.to(dtype))
     assert torch.equal(got.advantages, _step(action_mask=mask).advantages)
-    keep = SEG.select_padded(IDS.numpy(), LPS.numpy(), mask.to(dtype).numpy(), [True, False])[0]
-    assert np.array_equal(
-        keep, SEG.select_padded(IDS.numpy(), LPS.numpy(), mask.numpy(), [True, False])[0]
-    )
+    got = _numpy_call(mask.to(dtype).numpy())
+    assert np.array_equal(got, _numpy_call(mask.numpy()))
+    assert (got[mask.numpy()] == 0).any()  # something selected
 
 
 # 3. per-rollout advantages must be finite (NaN used to land on padding and zeros)

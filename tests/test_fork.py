@@ -24,7 +24,7 @@ def _batch():
 
 def _compute(seg, ids, cu, lps, correct):
     steps = seg.segment(ids, cu, num_threads=2)
-    return steps, sas_core.keep_mask(steps, lps, cu, correct, num_threads=2)
+    return steps, sas_core.select_steps(steps, lps, cu, correct, num_threads=2).keep
 
 
 def _child(seg, expected, queue):

@@ -79,13 +79,13 @@ def test_headless_browser_shows_the_steps_sas_zeroes(tmp_path, qwen, qwen_segmen
     cu = np.concatenate([[0], np.cumsum([len(x) for x in ids])])
     flat = np.concatenate(ids)
     steps = qwen_segmenter.segment(flat, cu)
-    keep = sas_core.keep_mask(
+    keep = sas_core.select_steps(
         steps,
         np.concatenate([r["logprobs"] for r in rows]),
         cu,
         [r["correct"] for r in rows],
         ratio=0.5,
-    )
+    ).keep
     want = set()
     for b in range(len(rows)):
         for t in range(cu[b], cu[b + 1]):

@@ -21,7 +21,7 @@ def test_keep_mask_matches_reference(batch, options):
     expected = reference.keep_mask(
         step_ids.tolist(), logprobs.tolist(), cu.tolist(), correct.tolist(), **options
     )
-    got = sas_core.keep_mask(step_ids, logprobs, cu, correct, **options)
+    got = sas_core.select_steps(step_ids, logprobs, cu, correct, **options).keep
     assert got.dtype == np.bool_
     assert got.tolist() == expected
 
@@ -37,7 +37,7 @@ def test_float32_logprobs_match_reference_on_the_same_values(batch, options):
         correct.tolist(),
         **options,
     )
-    assert sas_core.keep_mask(step_ids, lp32, cu, correct, **options).tolist() == expected
+    assert sas_core.select_steps(step_ids, lp32, cu, correct, **options).keep.tolist() == expected
 
 
 @given(steps_batch(), options_st)
@@ -65,7 +65,7 @@ def test_confidence_picks_the_right_steps_by_hand():
     # confidences -1.0, -3.0, -2.0, -0.5 (step 1 has two tokens, mean -3).
     steps = np.array([0, 1, 1, 2, 3] * 2, dtype=np.int32)
     lps = np.array([-1.0, -2.0, -4.0, -2.0, -0.5] * 2)
-    keep = sas_core.keep_mask(steps, lps, [0, 5, 10], [True, False], ratio=0.5)
+    keep = sas_core.select_steps(steps, lps, [0, 5, 10], [True, False], ratio=0.5).keep
     # Correct: the two least confident steps (1 and 2) are zeroed.
     assert keep[:5].tolist() == [True, False, False, False, True]
     # Failed: the two most confident steps (3 and 0) are zeroed.
@@ -75,7 +75,7 @@ def test_confidence_picks_the_right_steps_by_hand():
 def test_ratio_tolerance_selects_three_of_ten():
     steps = np.arange(10, dtype=np.int32)
     lps = -np.arange(10, dtype=np.float64)
-    keep = sas_core.keep_mask(steps, lps, [0, 10], [True], ratio=0.3)
+    keep = sas_core.select_steps(steps, lps, [0, 10], [True], ratio=0.3).keep
     assert (~keep).sum() == 3 and keep[:7].all()
 
 
@@ -83,9 +83,9 @@ def test_random_selection_is_reproducible_and_seeded():
     rng = np.random.default_rng(1)
     steps = np.repeat(np.arange(50, dtype=np.int32), 4)
     lps = -rng.random(steps.size)
-    a = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=7)
-    b = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=7)
-    c = sas_core.keep_mask(steps, lps, [0, steps.size], [True], selection="random", seed=8)
+    a = sas_core.select_steps(steps, lps, [0, steps.size], [True], selection="random", seed=7).keep
+    b = sas_core.select_steps(steps, lps, [0, steps.size], [True], selection="random", seed=7).keep
+    c = sas_core.select_steps(steps, lps, [0, steps.size], [True], selection="random", seed=8).keep
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
     assert (~a).sum() == 15 * 4
@@ -101,8 +101,12 @@ def test_thread_count_does_not_change_mask(threads):
     lps = -rng.random(steps.size).astype(np.float32) * 8
     correct = rng.random(lengths.size) < 0.5
     for selection in ("confidence", "random"):
-        one = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=1)
-        many = sas_core.keep_mask(steps, lps, cu, correct, selection=selection, num_threads=threads)
+        one = sas_core.select_steps(
+            steps, lps, cu, correct, selection=selection, num_threads=1
+        ).keep
+        many = sas_core.select_steps(
+            steps, lps, cu, correct, selection=selection, num_threads=threads
+        ).keep
         assert np.array_equal(one, many)
 
 
@@ -115,7 +119,7 @@ def test_token_advantages_match_reference(batch, seed):
     want = reference.sas_token_advantages(
         step_ids.tolist(), logprobs.tolist(), cu.tolist(), rewards.tolist(), 2
     )
-    keep = sas_core.keep_mask(step_ids, logprobs, cu, rewards > 0.5)
+    keep = sas_core.select_steps(step_ids, logprobs, cu, rewards > 0.5).keep
     got = sas_core.token_advantages(sas_core.grpo_advantages(rewards, 2), keep, cu)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
@@ -139,9 +143,9 @@ def test_nonfinite_keep_on_packed_batches_spares_only_the_rollouts_hit(batch, op
     sel = sas_core.select_steps(step_ids, bad, cu, correct, nonfinite="keep", **options)
     assert sel.keep.tolist() == want.tolist()
     assert all(sel.n_selected[r] == 0 for r in rows)
-    assert sas_core.keep_mask(step_ids, bad, cu, correct, nonfinite="keep", **options).tolist() \
-        == want.tolist()  # fmt: skip
+    kept = sas_core.select_steps(step_ids, bad, cu, correct, nonfinite="keep", **options)
+    assert kept.keep.tolist() == want.tolist()
     with pytest.raises(ValueError, match=r"^logprobs"):
         sas_core.select_steps(step_ids, bad, cu, correct, **options)  # "raise", the default
     with pytest.raises(ValueError, match=r"^nonfinite: must be one of"):
-        sas_core.keep_mask(step_ids, bad, cu, correct, nonfinite="skip")
+        sas_core.select_steps(step_ids, bad, cu, correct, nonfinite="skip")

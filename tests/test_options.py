@@ -143,7 +143,7 @@ def test_unit_key_from_the_core_equals_the_reference(seed, rollout, unit):
 @settings(max_examples=60, deadline=None)
 @given(
     data=st.data(),
-    rows=st.integers(1, 4),
+    rows=st.integers(2, 4),
     width=st.integers(1, 30),
     ratio=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
     granularity=st.sampled_from(GRANULARITIES),
@@ -151,9 +151,11 @@ def test_unit_key_from_the_core_equals_the_reference(seed, rollout, unit):
     id_dtype=st.sampled_from([np.int32, np.int64]),
     lp_dtype=st.sampled_from([np.float32, np.float64]),
 )
-def test_select_padded_equals_the_reference(
+def test_numpy_padded_call_equals_the_reference(
     data, rows, width, ratio, granularity, mode, id_dtype, lp_dtype
 ):
+    """``sas_advantages`` on numpy arrays (one group of ``rows`` rollouts whose rewards
+    1, 2, 4, ... never equal their mean, so every GRPO advantage is non-zero)."""
     seg = StepSegmenter(VOCAB)
     cells = rows * width
     ids = np.array(data.draw(st.lists(st.integers(0, 4), min_size=cells, max_size=cells)))
@@ -161,15 +163,16 @@ def test_select_padded_equals_the_reference(
     mask = np.array(data.draw(st.lists(st.booleans(), min_size=cells, max_size=cells)))
     correct = np.array(data.draw(st.lists(st.booleans(), min_size=rows, max_size=rows)))
     ids, lps, mask = (a.reshape(rows, width) for a in (ids, lps, mask))
-    keep, n_units, n_selected, n_zeroed = seg.select_padded(
-        ids.astype(id_dtype),
-        lps.astype(lp_dtype),
-        mask,
-        correct,
-        ratio=ratio,
-        mode=mode,
-        granularity=granularity,
-    )
+    rewards = 2.0 ** np.arange(rows)
+    out, stats = sas_core.sas_advantages(
+        ids.astype(id_dtype), lps.astype(lp_dtype), mask, rewards, rows, seg,
+        correct=correct, ratio=ratio, mode=mode, granularity=granularity,
+    )  # fmt: skip
+    assert out.dtype == lp_dtype and isinstance(out, np.ndarray)
+    adv = sas_core.grpo_advantages(rewards, rows).astype(lp_dtype)
+    assert (adv != 0).all()
+    keep = ~(mask & (out == 0))
+    np.testing.assert_array_equal(out, np.where(keep & mask, adv[:, None], 0))
     want = padded_reference.keep_mask(
         VOCAB,
         torch.from_numpy(ids),
@@ -182,8 +185,10 @@ def test_select_padded_equals_the_reference(
         granularity=granularity,
     )
     np.testing.assert_array_equal(keep, want.numpy())
-    np.testing.assert_array_equal(n_zeroed, (~keep & mask).sum(axis=1))
-    assert keep.shape == (rows, width) and n_units.shape == n_selected.shape == (rows,)
+    tokens = np.maximum(mask.sum(axis=1), 1)
+    frac = ((~keep & mask).sum(axis=1) / tokens).mean()
+    assert stats["sas/zeroed_token_frac"] == pytest.approx(frac)
+    assert out.shape == (rows, width)
 
 
 def test_for_model_sizes_the_segmenter_to_the_embedding_rows(tmp_path):

@@ -122,7 +122,7 @@ def test_gpu_tensors_come_back_on_the_gpu(qwen_segmenter, qwen_token_bytes):
 
 
 @given(st.integers(0, 2**32 - 1), st.booleans(), options_st)
-def test_token_selection_matches_reference_with_holes(
+def test_keep_mask_matches_reference_with_holes(
     qwen_segmenter, qwen_token_bytes, seed, left_pad, options
 ):
     # Holes in the mask (multi-turn: environment tokens between turns) are skipped; the
@@ -131,7 +131,10 @@ def test_token_selection_matches_reference_with_holes(
     ids, lps, mask, rewards = _padded_batch(rng, 151_936, 2, 4, 60, left_pad)
     mask &= torch.from_numpy(rng.random(mask.shape) < 0.9)
     correct = rewards > 0.5
-    picked = sas_core.sas_token_selection(ids, lps, mask, correct, qwen_segmenter, **options)
+    step = sas_core.sas_batch_step(
+        ids, lps, mask, torch.ones(ids.shape[0]), correct.float(), qwen_segmenter,
+        sas_core.SASOptions(**options), seed=options["seed"],
+    )  # fmt: skip
     want = padded_reference.keep_mask(
         qwen_token_bytes,
         ids,
@@ -142,25 +145,32 @@ def test_token_selection_matches_reference_with_holes(
         think_end_ids=[151_649],
         **options,
     )
-    assert torch.equal(picked.keep, want)
-    zeroed = [int((~want[i]).sum()) for i in range(ids.shape[0])]
-    assert picked.n_zeroed.tolist() == zeroed
-    assert picked.n_units.shape == picked.n_selected.shape == (ids.shape[0],)
+    assert torch.equal(step.keep, want)
+    zeroed = (~want).sum(dim=1).double() / mask.sum(dim=1).clamp(min=1)
+    np.testing.assert_array_equal(step.per_rollout["sas/zeroed_token_frac"], zeroed.numpy())
+    assert step.per_rollout["sas/steps"].shape == (ids.shape[0],)
 
 
-def test_token_selection_rejects_bad_input(qwen_segmenter):
+def test_padded_call_rejects_bad_input(qwen_segmenter):
     ids = torch.zeros((2, 3), dtype=torch.long)
     lps = torch.zeros((2, 3))
     mask = torch.ones((2, 3), dtype=torch.bool)
+    rewards = torch.tensor([1.0, 0.0])
     with pytest.raises(ValueError, match=r"^correct: must have shape"):
-        sas_core.sas_token_selection(ids, lps, mask, [True], qwen_segmenter)
+        sas_core.sas_advantages(ids, lps, mask, rewards, 2, qwen_segmenter, correct=[True])
     with pytest.raises(ValueError, match=r"^logprobs, response_ids: shapes differ"):
-        sas_core.sas_token_selection(ids, lps[:, :2], mask, [True, False], qwen_segmenter)
+        sas_core.sas_advantages(ids, lps[:, :2], mask, rewards, 2, qwen_segmenter)
     with pytest.raises(TypeError, match=r"^logprobs: must be a float tensor"):
-        sas_core.sas_token_selection(ids, ids, mask, [True, False], qwen_segmenter)
+        sas_core.sas_advantages(ids, ids, mask, rewards, 2, qwen_segmenter)
     with pytest.raises(ValueError, match=r"^ratio"):
-        sas_core.sas_token_selection(ids, lps, mask, [True, False], qwen_segmenter, ratio=2.0)
+        sas_core.sas_advantages(ids, lps, mask, rewards, 2, qwen_segmenter, ratio=2.0)
     bad = lps.clone()
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match=r"^logprobs"):
-        sas_core.sas_token_selection(ids, bad, mask, [True, False], qwen_segmenter)
+        sas_core.sas_advantages(ids, bad, mask, rewards, 2, qwen_segmenter)
+    # the same checks on numpy arrays
+    with pytest.raises(ValueError, match=r"^logprobs, response_ids: shapes differ"):
+        sas_core.sas_advantages(ids.numpy(), lps[:, :2].numpy(), mask.numpy(), rewards, 2,
+                                qwen_segmenter)  # fmt: skip
+    with pytest.raises(ValueError, match=r"^logprobs"):
+        sas_core.sas_advantages(ids.numpy(), bad.numpy(), mask.numpy(), rewards, 2, qwen_segmenter)

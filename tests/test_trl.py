@@ -11,7 +11,7 @@ from sas_core.stats import NAMES as STAT_NAMES
 
 pytest.importorskip("trl")
 
-from sas_core import sas_token_advantages
+from sas_core import SASOptions, sas_batch_step
 from sas_core.demo.sft import supervised_warmup
 from sas_core.demo.task import sample_problem
 from sas_core.demo.tiny import build_model, build_tokenizer
@@ -163,16 +163,17 @@ def test_zeroed_steps_get_no_gradient(tmp_path, warm_state):
     # rollout (alternating correct and failed), so every zero comes from SAS.
     rec = max(trainer.batches, key=lambda r: r["completion_mask"].sum())
     b = rec["completion_ids"].shape[0]
-    adv, stats = sas_token_advantages(
+    step = sas_batch_step(
         rec["completion_ids"],
         rec["logps"],
         rec["completion_mask"],
-        torch.ones(b),
-        torch.arange(b) % 2 == 0,
+        torch.ones(b, dtype=rec["logps"].dtype),
+        (torch.arange(b) % 2 == 0).float(),
         trainer.sas_segmenter,
-        ratio=0.5,
+        SASOptions(ratio=0.5),
     )
-    assert stats["sas/zeroed_token_frac"] > 0
+    adv = step.advantages
+    assert step.stats()["sas/zeroed_token_frac"] > 0
     inputs = {k: v for k, v in rec.items() if k not in ("rewards", "logps")}
     inputs["advantages"] = adv
     inputs["num_items_in_batch"] = rec["completion_mask"].sum()

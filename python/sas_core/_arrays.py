@@ -226,11 +226,11 @@ def ids_value(values: Any, name: str) -> list[int]:
 
 def padded_numpy(
     response_ids: Any, logprobs: Any, action_mask: Any, correct: Any
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """The numpy arrays of a padded (B, A) batch, checked (errors name the argument) and
     in the dtypes and C order the core reads: int32/int64 ids (other integers widened),
     float32/float64 log-probs (float16 widened, other float64 layouts made native), a
-    bool mask (0/1 integers accepted), (B,) bool ``correct``."""
+    bool mask (0/1 integers accepted), (B,) bool ``correct`` (None: not checked)."""
     arrays = {"response_ids": response_ids, "logprobs": logprobs, "action_mask": action_mask}
     for name, a in arrays.items():
         if not isinstance(a, np.ndarray):
@@ -256,6 +256,8 @@ def padded_numpy(
     if lp.dtype not in (np.float32, np.float64) or not lp.dtype.isnative:
         lp = lp.astype(np.float64 if lp.dtype.itemsize >= 8 else np.float32)
     mask = _zero_one(action_mask, "action_mask", MASK_RULE, floats=True)
+    if correct is None:
+        return c_order(ids), c_order(lp), c_order(mask), None
     ok = bool_array(correct, "correct")
     if ok.shape != (shape[0],):
         raise ValueError(f"correct: must have shape ({shape[0]},), one per row, got {ok.shape}")

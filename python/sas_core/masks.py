@@ -16,7 +16,6 @@ from sas_core.options import SASOptions, finite, keyword_options
 __all__ = [
     "StepSelection",
     "grpo_advantages",
-    "keep_mask",
     "select_steps",
     "token_advantages",
 ]
@@ -120,25 +119,6 @@ def unselect_rows(
     for row in rows:
         keep[cu[row] : cu[row + 1]] = True
     n_selected[rows] = 0
-
-
-@keyword_options()
-def keep_mask(
-    step_ids: Any,
-    logprobs: Any,
-    cu_seqlens: Any,
-    correct: Any,
-    *,
-    options: SASOptions,
-    num_threads: int | None = None,
-) -> Any:
-    """(N,) bool keep mask: False on the tokens of the steps SAS selects.
-
-    Same arguments as :func:`select_steps`, which also returns the per-rollout counts.
-    """
-    return select_steps.__wrapped__(
-        step_ids, logprobs, cu_seqlens, correct, options=options, num_threads=num_threads
-    ).keep
 
 
 def grpo_advantages(

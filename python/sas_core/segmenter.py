@@ -117,34 +117,6 @@ class StepSegmenter:
             f"think_end_ids={list(self.think_end_ids)})"
         )
 
-    @keyword_options()
-    def select_padded(
-        self,
-        response_ids: np.ndarray,
-        logprobs: np.ndarray,
-        action_mask: np.ndarray,
-        correct: np.ndarray,
-        *,
-        options: SASOptions,
-        num_threads: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Segments and selects every row of a padded (B, A) batch, in place.
-
-        Args:
-            response_ids: (B, A) int32/int64; logprobs: (B, A) float32/float64;
-                action_mask: (B, A) bool, set on response tokens (any padding side);
-                correct: (B,) bool. numpy arrays in any layout: C-contiguous ones are
-                read without copying, others (column-major, strided) copied to C order.
-            Other arguments: see :func:`sas_core.select_steps`.
-
-        Returns:
-            keep: (B, A) bool, False exactly on the response tokens of selected units.
-            n_units, n_selected, n_zeroed: (B,) uint32 per row: units, selected units,
-            and the response tokens those cover. Errors name the row.
-        """
-        arrays = _arrays.padded_numpy(response_ids, logprobs, action_mask, correct)
-        return self._select_padded(*arrays, options, num_threads)[:4]
-
     def _select_padded(
         self,
         response_ids: np.ndarray,
@@ -157,10 +129,15 @@ class StepSegmenter:
         out: np.ndarray | None = None,
         spare: np.ndarray | None = None,
     ) -> tuple[np.ndarray, ...]:
-        """:meth:`select_padded` on checked numpy arrays of the core's dtypes, which the
-        Rust core reads in place (C order), with the options object as built; also
-        returns each row's response tokens and the (B,) rows left unselected for NaN/inf
-        log-probs.
+        """Segments and selects every row of a padded (B, A) batch (the padded calls of
+        :mod:`sas_core.torch_api`): checked numpy arrays of the core's dtypes (int32/int64
+        ids, float32/float64 log-probs, bool mask and ``correct``), which the Rust core
+        reads in place (C order), with the options object as built.
+
+        Returns the keep mask (B, A), False exactly on the response tokens of the
+        selected units, and per row the units, the selected units, the tokens those
+        cover, the response tokens, and whether the row was left unselected for NaN/inf
+        log-probs. Errors name the row.
 
         ``options.nonfinite == "keep"``: a row whose response log-probs hold NaN or inf
         gets no unit selected (its advantage stands, as GRPO's would); selection is per

@@ -1,4 +1,10 @@
-"""The one call an RL framework makes: padded torch tensors in, SAS advantages out."""
+"""The padded calls: (B, A) rollouts in, SAS advantages out.
+
+:func:`sas_advantages` is the one padded call (numpy arrays or torch tensors: GRPO from
+the rewards, then step selection); :func:`sas_batch_step` is the one step every trainer
+integration takes after its own advantages. Both hand the padded arrays to the Rust
+core, which reads them in place and writes the advantages in its pass over each row.
+"""
 
 from __future__ import annotations
 
@@ -18,14 +24,7 @@ if TYPE_CHECKING:
 
     from sas_core.segmenter import StepSegmenter
 
-__all__ = [
-    "BatchStep",
-    "TokenSelection",
-    "sas_advantages",
-    "sas_batch_step",
-    "sas_token_advantages",
-    "sas_token_selection",
-]
+__all__ = ["BatchStep", "sas_advantages", "sas_batch_step"]
 
 
 def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
@@ -40,42 +39,60 @@ def _check_2d(name: str, t: Any, shape: tuple[int, ...] | None) -> None:
 
 @keyword_options(*SELECT_OPTIONS, "correct_threshold")
 def sas_advantages(
-    response_ids: torch.Tensor,
-    logprobs: torch.Tensor,
-    action_mask: torch.Tensor,
-    rewards: torch.Tensor,
+    response_ids: Any,
+    logprobs: Any,
+    action_mask: Any,
+    rewards: Any,
     group_size: int | None,
     segmenter: StepSegmenter,
     *,
     group_ids: Any = None,
-    correct: torch.Tensor | None = None,
+    correct: Any = None,
     eps: float = 1e-6,
     options: SASOptions,
     num_threads: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[Any, dict[str, float]]:
     """Per-token SAS advantages from padded rollouts: GRPO, then step selection.
 
     Args:
         response_ids: (B, A) int token ids of the responses.
         logprobs: (B, A) float per-token log-probs under the rollout policy.
-        action_mask: (B, A) bool/int, set on response tokens (any padding side).
+        action_mask: (B, A) bool (or 0/1), set on response tokens (any padding side,
+            holes allowed).
         rewards: (B,) float per-rollout rewards; rollouts of one prompt are consecutive,
             ``group_size`` of them, or grouped by ``group_ids``.
         group_size: rollouts per prompt (>= 2), or None with ``group_ids``.
-        group_ids: (B,) prompt id of each rollout (any order, as verl's ``uid``).
         segmenter: the tokenizer's :class:`StepSegmenter`.
-        correct_threshold: a rollout is correct when its reward > threshold.
-        correct: (B,) bool, overrides the threshold (e.g. raw verifier scores when
-            ``rewards`` carry shaping).
+        group_ids: (B,) prompt id of each rollout (any order, as verl's ``uid``).
+        correct: (B,) bool, overrides ``correct_threshold`` (e.g. raw verifier scores
+            when ``rewards`` carry shaping); by default a rollout is correct when its
+            reward exceeds ``correct_threshold``.
         ratio, mode, selection, granularity, seed, nonfinite, num_threads: see
             :func:`sas_core.select_steps`.
         eps: GRPO's std epsilon.
 
+    The arrays are all numpy arrays (numpy only, no torch needed) or all torch tensors
+    (any device: the result comes back on ``logprobs``' device).
+
     Returns:
-        advantages: (B, A) on ``logprobs``' device and dtype; GRPO advantage of the
-            rollout on kept tokens, 0 on selected steps and off the mask.
-        stats: see :func:`sas_token_advantages`.
+        advantages: (B, A), ``logprobs``' dtype; the rollout's GRPO advantage on its
+            kept response tokens, 0 on the selected steps and off the mask.
+        stats: the batch's ``sas/...`` statistics (:mod:`sas_core.stats`, the names
+            every integration logs), e.g. ``sas/zeroed_token_frac``, ``sas/steps``,
+            ``sas/nonfinite_rollouts`` (rollouts left unselected for NaN/inf log-probs
+            under ``nonfinite="keep"``).
     """
+    from sas_core.segmenter import StepSegmenter
+
+    if not isinstance(segmenter, StepSegmenter):
+        raise TypeError(f"segmenter: must be a StepSegmenter, got {type(segmenter).__name__}")
+    # numpy arrays or torch tensors: the layout of most of the three (the odd one out is
+    # named by the checks of the other)
+    if sum(map(_arrays.is_torch, (response_ids, logprobs, action_mask))) < 2:
+        return _numpy_advantages(
+            response_ids, logprobs, action_mask, rewards, group_size, segmenter, group_ids,
+            correct, eps, options, num_threads,
+        )  # fmt: skip
     shape = _check_padded(response_ids, logprobs, action_mask)
     b = shape[0]
     if not _arrays.is_torch(rewards) or tuple(rewards.shape) != (b,):
@@ -90,20 +107,43 @@ def sas_advantages(
     )  # fmt: skip
 
 
-class TokenSelection(NamedTuple):
-    """What :func:`sas_token_selection` chose on a padded batch.
+def _numpy_advantages(
+    response_ids: np.ndarray,
+    logprobs: Any,
+    action_mask: Any,
+    rewards: Any,
+    group_size: int | None,
+    segmenter: StepSegmenter,
+    group_ids: Any,
+    correct: Any,
+    eps: float,
+    options: SASOptions,
+    num_threads: int | None,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """:func:`sas_advantages` on numpy arrays (no torch)."""
+    ids, lps, mask, _ = _arrays.padded_numpy(response_ids, logprobs, action_mask, None)
+    b = ids.shape[0]
+    reward_np = _one_per_rollout("rewards", reward_array(rewards), b)
+    if correct is None:
+        correct = reward_np > options.correct_threshold
+    ok = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), b)
+    adv = grpo_checked(reward_np, group_size, group_ids, eps)
+    _arrays.representable(adv, lps.dtype, "rewards")
+    out = np.empty(mask.shape, dtype=lps.dtype)
+    picked = segmenter._select_padded(
+        ids, lps, mask, ok, options, num_threads, adv.astype(lps.dtype), out
+    )
+    _, n_units, n_selected, n_zeroed, tokens, bad_rows = picked
+    stats = rollout_stats(n_units, n_selected, n_zeroed, tokens, ok, bad_rows)
+    return out, batch_stats(stats)
 
-    keep: (B, A) bool on ``logprobs``' device, False exactly on the response tokens of
-        the selected steps (True off the mask).
-    n_units: (B,) uint32 steps (or in-step tokens at token granularity) per rollout.
-    n_selected: (B,) uint32 units selected per rollout.
-    n_zeroed: (B,) uint32 response tokens whose advantage SAS zeroes, per rollout.
-    n_tokens: (B,) uint32 response tokens per rollout.
-    nonfinite: (B,) bool, rollouts left unselected for NaN/inf log-probs
-        (``nonfinite="keep"``).
-    """
 
-    keep: Any
+class _Selection(NamedTuple):
+    """What the core chose on a padded batch: (B, A) keep (False exactly on the response
+    tokens of the selected steps), and per rollout the units, selected units, zeroed
+    tokens, response tokens and whether it was left unselected for NaN/inf log-probs."""
+
+    keep: np.ndarray
     n_units: np.ndarray
     n_selected: np.ndarray
     n_zeroed: np.ndarray
@@ -152,17 +192,14 @@ def _padded_core(
     num_threads: int | None,
     advantages: np.ndarray | None = None,
     spare: np.ndarray | None = None,
-) -> tuple[TokenSelection, np.ndarray | None]:
-    """:meth:`StepSegmenter.select_padded` on the CPU arrays of the tensors: (B, A)
-    keep as a numpy array (False exactly on the selected response tokens), per-rollout
-    counts, and the rollouts left unselected for non-finite log-probs.
+) -> tuple[_Selection, np.ndarray | None]:
+    """The core's selection on the CPU arrays of the tensors (read in place: zero-copy
+    for CPU tensors of int32/int64 ids and float32/float64 log-probs).
 
-    It reads the padded CPU arrays in place (zero-copy for CPU tensors of int32/int64
-    ids and float32/float64 log-probs). With ``advantages`` (a (B,) or (B, A) numpy
-    array of float32 or float64: the output's dtype, so a float64 advantage is never
-    rounded through float32) the core also writes the SAS advantages into a new (B, A)
-    array of that dtype, returned second (else None). ``spare``: (B,) bool, rollouts
-    left unselected (a shield).
+    With ``advantages`` (a (B,) or (B, A) numpy array of float32 or float64: the
+    output's dtype, so a float64 advantage is never rounded through float32) the core
+    also writes the SAS advantages into a new (B, A) array of that dtype, returned
+    second (else None). ``spare``: (B,) bool, rollouts left unselected (a shield).
 
     ``options.nonfinite == "keep"``: a rollout whose log-probs hold NaN or inf on its
     response tokens gets no unit selected (its advantage stands, as GRPO's would).
@@ -182,7 +219,7 @@ def _padded_core(
     if lp.element_size() < 4:
         lp = lp.float()
     out = None if advantages is None else np.empty(mask.shape, dtype=advantages.dtype)
-    picked = TokenSelection(
+    picked = _Selection(
         *segmenter._select_padded(
             ids.cpu().numpy(), lp.cpu().numpy(), mask, correct, options, num_threads,
             advantages, out, spare,
@@ -206,136 +243,41 @@ def _one_per_rollout(name: str, arr: np.ndarray, b: int) -> np.ndarray:
     return arr
 
 
-@keyword_options()
-def sas_token_selection(
-    response_ids: torch.Tensor,
-    logprobs: torch.Tensor,
-    action_mask: torch.Tensor,
-    correct: Any,
-    segmenter: StepSegmenter,
-    *,
-    options: SASOptions,
-    num_threads: int | None = None,
-) -> TokenSelection:
-    """The SAS keep mask of a padded batch, for trainers whose advantages vary per token
-    (OpenRLHF with a KL penalty in the reward): multiply them by ``keep``.
-
-    Args:
-        response_ids: (B, A) int token ids; logprobs: (B, A) float rollout log-probs;
-        action_mask: (B, A) set on response tokens (any padding side, holes allowed).
-        correct: (B,) bool, whether each rollout was verified correct.
-        Other arguments: see :func:`sas_core.select_steps`.
-    """
-    import torch
-
-    picked, _, _, _ = _select(
-        response_ids,
-        logprobs,
-        action_mask,
-        correct,
-        segmenter,
-        options,
-        num_threads,
-    )
-    return picked._replace(keep=torch.from_numpy(picked.keep).to(logprobs.device))
-
-
-def _select(
-    response_ids: torch.Tensor,
-    logprobs: torch.Tensor,
-    action_mask: torch.Tensor,
-    correct: Any,
-    segmenter: StepSegmenter,
-    options: SASOptions,
-    num_threads: int | None,
-    shape: tuple[int, ...] | None = None,
-    advantages: np.ndarray | None = None,
-) -> tuple[TokenSelection, np.ndarray, np.ndarray, np.ndarray | None]:
-    """The checked padded call: (selection with a numpy keep, (B, A) bool mask, (B,)
-    bool correct, the advantages the core wrote or None). ``shape``: the tensors were
-    already checked (by the caller)."""
-    if shape is None:
-        shape = _check_padded(response_ids, logprobs, action_mask)
-    correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
-    mask = _mask_array(action_mask)
-    picked, out = _padded_core(
-        response_ids, logprobs, mask, correct_np, segmenter, options, num_threads, advantages
-    )
-    return picked, mask, correct_np, out
-
-
-@keyword_options()
-def sas_token_advantages(
-    response_ids: torch.Tensor,
-    logprobs: torch.Tensor,
-    action_mask: torch.Tensor,
-    rollout_advantages: Any,
-    correct: Any,
-    segmenter: StepSegmenter,
-    *,
-    options: SASOptions,
-    num_threads: int | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Spreads per-rollout advantages over tokens, zeroing the steps SAS selects.
-
-    The building block for trainers that compute their own per-rollout advantage
-    (TRL's scaled group advantage, ...).
-
-    Args:
-        response_ids: (B, A) int token ids; logprobs: (B, A) float rollout log-probs;
-        action_mask: (B, A) set on response tokens (any padding side, holes allowed).
-        rollout_advantages: (B,) advantage of each rollout (tensor or array).
-        correct: (B,) bool, whether each rollout was verified correct.
-        Other arguments: see :func:`sas_core.select_steps`.
-
-    Returns:
-        advantages: (B, A) on ``logprobs``' device and dtype.
-        stats: the batch's ``sas/...`` statistics (:mod:`sas_core.stats`, the names every
-            integration logs), e.g. ``sas/zeroed_token_frac``, ``sas/steps``,
-            ``sas/nonfinite_rollouts`` (rollouts left unselected for NaN/inf log-probs
-            under ``nonfinite="keep"``).
-
-    ``nonfinite``: "raise" (default) or "keep" (a rollout with NaN/inf log-probs keeps
-    its whole advantage; for long runs that must survive one bad rollout).
-    """
-    shape = _check_padded(response_ids, logprobs, action_mask)
-    return _token_advantages(
-        shape, response_ids, logprobs, action_mask, rollout_advantages, correct, segmenter,
-        options, num_threads,
-    )  # fmt: skip
-
-
 def _token_advantages(
     shape: tuple[int, ...],
     response_ids: torch.Tensor,
     logprobs: torch.Tensor,
     action_mask: torch.Tensor,
-    rollout_advantages: Any,
+    rollout_advantages: np.ndarray,
     correct: Any,
     segmenter: StepSegmenter,
     options: SASOptions,
     num_threads: int | None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """:func:`sas_token_advantages` on checked tensors and options."""
+    """:func:`sas_advantages` on checked tensors: (B,) float64 advantages spread over
+    the kept response tokens, in ``logprobs``' dtype and on its device."""
     import torch
 
-    adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
-    adv = _one_per_rollout("rollout_advantages", adv, shape[0])
-    _arrays.representable(adv, _numpy_dtype(logprobs.dtype), "rollout_advantages")
+    adv = _one_per_rollout("rollout_advantages", rollout_advantages, shape[0])
+    _arrays.representable(adv, _numpy_dtype(logprobs.dtype), "rewards")
+    correct_np = _one_per_rollout("correct", _arrays.bool_array(correct, "correct"), shape[0])
+    mask = _mask_array(action_mask)
     dtype, device = logprobs.dtype, logprobs.device
     written = _kernel_dtype(dtype)  # the core writes float32/float64 advantages itself
-    picked, mask, correct_np, out_np = _select(
-        response_ids, logprobs, action_mask, correct, segmenter, options, num_threads, shape,
+    picked, out_np = _padded_core(
+        response_ids, logprobs, mask, correct_np, segmenter, options, num_threads,
         None if written is None else adv.astype(written),
     )  # fmt: skip
-    n_units, n_selected, n_zeroed, tokens, bad_rows = picked[1:]
     if out_np is not None:
         out = torch.from_numpy(out_np).to(device)
     else:
         per_rollout = torch.from_numpy(adv).to(device=device, dtype=dtype)[:, None]
         out = torch.from_numpy(picked.keep & mask).to(device=device, dtype=dtype) * per_rollout
-    per_rollout = rollout_stats(n_units, n_selected, n_zeroed, tokens, correct_np, bad_rows)
-    return out, batch_stats(per_rollout)
+    stats = rollout_stats(
+        picked.n_units, picked.n_selected, picked.n_zeroed, picked.n_tokens, correct_np,
+        picked.nonfinite,
+    )  # fmt: skip
+    return out, batch_stats(stats)
 
 
 class BatchStep(NamedTuple):
