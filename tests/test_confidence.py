@@ -50,7 +50,9 @@ def test_equal_to_the_reference_bit_for_bit(batch):
 def test_bad_input_names_the_argument():
     with pytest.raises(ValueError, match=r"^logprobs: must be finite"):
         sas_core.step_confidences([0, 0], [0.0, np.nan], [0, 2])
-    with pytest.raises(ValueError, match=r"^logprobs, step_ids: 1 log-probs for 2 step ids"):
+    with pytest.raises(
+        ValueError, match=r"^logprobs, cu_seqlens: has 1 entries but cu_seqlens ends at 2"
+    ):
         sas_core.step_confidences([0, 0], [0.0], [0, 2])
     with pytest.raises(ValueError, match=r"^cu_seqlens"):
         sas_core.step_confidences([0, 0], [0.0, 0.0], [1, 2])

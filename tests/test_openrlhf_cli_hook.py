@@ -181,10 +181,13 @@ def test_dry_run_in_both_spellings(hook_python):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        # checked once, by the options object, after parsing: named by the dotted flag
         (("--algo.advantage.sas.ratio", "30"),
-         "argument --algo.advantage.sas.ratio/--sas_ratio: must be in [0, 1], got 30"),
+         "--algo.advantage.sas.ratio: must be in [0, 1], got 30.0"),
         (("--sas_mode", "all"),
-         "argument --algo.advantage.sas.mode/--sas_mode: invalid choice: 'all'"),
+         "--algo.advantage.sas.mode: must be one of ('both', 'correct', 'failed'), got 'all'"),
+        (("--sas_ratio", "lots"),  # not a number: argparse's own error
+         "argument --algo.advantage.sas.ratio/--sas_ratio: invalid float value: 'lots'"),
         (("--rollout.n_samples_per_prompt", "1"),
          "--algo.advantage.estimator sas: needs --rollout.n_samples_per_prompt > 1"),
     ],

@@ -175,6 +175,18 @@ def length_value(value: Any, name: str) -> int:
     return int(value)
 
 
+def step_ids_array(x: Any) -> np.ndarray:
+    """int32 step ids (-1: outside every step), as the core reads them; other integer
+    dtypes are narrowed when their values fit."""
+    sid = int_array(x, "step_ids", allow_int32=True)
+    if sid.dtype != np.int32:
+        info = np.iinfo(np.int32)
+        if sid.size and (sid.min() < -1 or sid.max() > info.max):
+            raise ValueError("step_ids: must be -1 or a step index that fits in int32")
+        sid = sid.astype(np.int32)
+    return sid
+
+
 def cu_seqlens_array(x: Any) -> np.ndarray:
     return int_array(x, "cu_seqlens", allow_int32=False)
 

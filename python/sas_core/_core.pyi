@@ -2,9 +2,9 @@
 
 These are the raw bindings: they take contiguous numpy arrays of the exact dtypes named
 here and do no casting. Use the wrappers in ``sas_core`` (which normalise arguments).
-The segmentation and selection calls release the GIL while they compute, run in
-parallel over rollouts on a fork-safe thread pool, and return the same result for any
-``num_threads``; ``grpo_advantages`` (one pass over B rewards) and the scalar helpers
+The segmentation, selection and confidence calls release the GIL while they compute,
+run in parallel over rollouts on a fork-safe thread pool, and return the same result for
+any ``num_threads``; ``grpo_advantages`` (one pass over B rewards) and the scalar helpers
 keep the GIL. Bad values raise ``ValueError("<argument>: ...")``; wrong dtypes raise
 ``TypeError``.
 
@@ -124,6 +124,16 @@ def keep_mask(
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
     """(keep mask (N,), units per rollout (B,), selected units per rollout (B,))."""
+
+def step_confidences(
+    step_ids: npt.NDArray[np.int32],
+    logprobs: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    cu_seqlens: npt.NDArray[np.int64],
+    num_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+    """(the confidence of every step id 0..max of each rollout, rollout by rollout, in
+    the order the ranking sums them (NaN for an id with no token); (B+1,) boundaries of
+    each rollout's steps in them). Tokens with step -1 are outside every step."""
 
 def grpo_advantages(
     rewards: npt.NDArray[np.float64],

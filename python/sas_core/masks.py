@@ -75,12 +75,7 @@ def select_steps(
             all CPUs); the result does not depend on it.
     """
     device = _torch_device(step_ids, logprobs, cu_seqlens, correct)
-    sid = _arrays.int_array(step_ids, "step_ids", allow_int32=True)
-    if sid.dtype != np.int32:
-        info = np.iinfo(np.int32)
-        if sid.size and (sid.min() < -1 or sid.max() > info.max):
-            raise ValueError("step_ids: must be -1 or a step index that fits in int32")
-        sid = sid.astype(np.int32)
+    sid = _arrays.step_ids_array(step_ids)
     lps = _arrays.float_array(logprobs, "logprobs")
     cu = _arrays.cu_seqlens_array(cu_seqlens)
     lps, bad = finite_or_raise(lps, options)

@@ -2,9 +2,9 @@
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for contiguous numpy
 //! arrays of the supported dtypes, option strings parsed into the core's enums), and
-//! maps core errors through `error.rs`. The segmentation and selection kernels release
-//! the GIL while they compute; the GRPO helpers (one pass over B rewards) and the
-//! scalar helpers keep it. Argument normalisation (dtype casts, defaults) lives in the
+//! maps core errors through `error.rs`. The segmentation, selection and confidence
+//! kernels release the GIL while they compute; the GRPO helpers (one pass over B
+//! rewards) and the scalar helpers keep it. Argument normalisation (dtype casts, defaults) lives in the
 //! Python layer.
 
 mod args;
@@ -266,6 +266,33 @@ fn keep_mask<'py>(
     Ok(mask_out(py, sel))
 }
 
+/// Confidence of every step of a packed batch, and each rollout's steps' boundaries
+/// (see `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (step_ids, logprobs, cu_seqlens, num_threads = None))]
+fn step_confidences<'py>(
+    py: Python<'py>,
+    step_ids: PyReadonlyArray1<'py, i32>,
+    logprobs: &Bound<'py, PyAny>,
+    cu_seqlens: PyReadonlyArray1<'py, i64>,
+    num_threads: Option<usize>,
+) -> PyResult<(Array<'py, f64>, Array<'py, i64>)> {
+    let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
+    let (step_ids, cu) = (
+        slice(&step_ids, "step_ids")?,
+        slice(&cu_seqlens, "cu_seqlens")?,
+    );
+    let threads = threads(num_threads);
+    let (values, cu_steps) = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
+        sas_core::select::step_confidences_packed(step_ids, l, &Packed::new(cu)?, threads)
+    }))
+    .map_err(to_py)?;
+    Ok((
+        PyArray1::from_vec(py, values),
+        PyArray1::from_vec(py, cu_steps),
+    ))
+}
+
 /// GRPO group-normalised advantages: consecutive groups of `group_size`, or the dense
 /// group index of each rollout in `groups` (see `_core.pyi`).
 #[pyfunction]
@@ -321,6 +348,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     load_numpy_api(m.py());
     m.add_class::<PyStepTable>()?;
     m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(step_confidences, m)?)?;
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
     m.add_function(wrap_pyfunction!(unit_key, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;

@@ -282,6 +282,61 @@ pub fn keep_mask_packed<L: LogProb>(
     Selected::collect(keep, results)
 }
 
+/// The confidence of every step of a packed batch (tokens with step -1 are outside
+/// every step): one value per step id 0..max+1 of each rollout, rollout by rollout, in
+/// the [`LaneSum`] order the ranking uses (a step id with no token gets NaN), and the
+/// (B+1,) boundaries of each rollout's steps in them.
+///
+/// ```
+/// use sas_core::{select::step_confidences_packed, Packed};
+/// let (ids, lps) = ([0, 0, 1, -1, 0], [-1.0, -3.0, -0.5, -9.0, -0.25]);
+/// let (values, cu_steps) = step_confidences_packed(&ids, &lps, &Packed::new(&[0, 4, 5]).unwrap(), 1)
+///     .unwrap();
+/// assert_eq!((values, cu_steps), (vec![-2.0, -0.5, -0.25], vec![0, 2, 3]));
+/// ```
+pub fn step_confidences_packed<L: LogProb>(
+    step_ids: &[i32],
+    logprobs: &[L],
+    packed: &Packed<'_>,
+    threads: usize,
+) -> Result<(Vec<f64>, Vec<i64>)> {
+    packed.check_len("step_ids", step_ids.len())?;
+    packed.check_len("logprobs", logprobs.len())?;
+    let outs = vec![(); packed.len()];
+    let per_rollout = crate::parallel::map_rollouts_with(
+        packed,
+        outs,
+        threads,
+        Vec::<LaneSum>::new,
+        |sums, b, r, ()| {
+            let rollout = Rollout {
+                step_ids: &step_ids[r.clone()],
+                logprobs: &logprobs[r.clone()],
+                correct: false,
+                index: b,
+                offset: r.start,
+            };
+            validate(&rollout)?;
+            let bound = rollout.step_ids.iter().fold(-1, |m, &id| m.max(id)) + 1;
+            sums.clear();
+            sums.resize(bound as usize, LaneSum::default());
+            for (&id, &lp) in rollout.step_ids.iter().zip(rollout.logprobs) {
+                if id >= 0 {
+                    sums[id as usize].add(lp.to_f64());
+                }
+            }
+            Ok(sums.iter().map(LaneSum::mean).collect::<Vec<f64>>())
+        },
+    );
+    let mut values = Vec::new();
+    let mut cu_steps = vec![0i64];
+    for steps in per_rollout {
+        values.extend(steps?);
+        cu_steps.push(values.len() as i64);
+    }
+    Ok((values, cu_steps))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
