@@ -197,3 +197,23 @@ def test_thread_count_does_not_change_steps(qwen_segmenter, threads):
     ids = rng.integers(0, 151_936, size=int(cu[-1]))
     one = qwen_segmenter.segment(ids, cu, num_threads=1)
     assert np.array_equal(one, qwen_segmenter.segment(ids, cu, num_threads=threads))
+
+
+# Text pieces of one response: newlines, ASCII, two-byte characters, empty tokens, and the
+# reasoning-end text (no other piece holds "<", so the text's first "</think>" is a piece).
+piece_st = st.sampled_from(["\n", "\n\n", "a", "é\n", "\nb", "", "xy\n\n\nz", "</think>"])
+
+
+@given(st.lists(st.lists(piece_st, max_size=30), max_size=4), st.booleans())
+def test_segment_offsets_match_reference_on_contiguous_spans(responses, think):
+    """segment_offsets (the core's character rule) equals the reference's byte rule when
+    the spans tile the text: each span is one token whose bytes are its characters'."""
+    texts, offsets, want = [], [], []
+    for pieces in responses:
+        bounds = np.cumsum([0, *map(len, pieces)])
+        texts.append("".join(pieces))
+        offsets.append(list(zip(bounds[:-1].tolist(), bounds[1:].tolist())))
+        end = pieces.index("</think>") if think and "</think>" in pieces else None
+        want.append(reference.segment_tokens([p.encode() for p in pieces], end))
+    got = sas_core.segment_offsets(texts, offsets, think_end="</think>" if think else None)
+    assert [g.tolist() for g in got] == want

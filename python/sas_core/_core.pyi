@@ -2,11 +2,12 @@
 
 These are the raw bindings: they take contiguous numpy arrays of the exact dtypes named
 here and do no casting. Use the wrappers in ``sas_core`` (which normalise arguments).
-The segmentation, selection and confidence calls release the GIL while they compute,
-run in parallel over rollouts on a fork-safe thread pool, and return the same result for
-any ``num_threads``; ``grpo_advantages`` (one pass over B rewards) and the scalar helpers
-keep the GIL. Bad values raise ``ValueError("<argument>: ...")``; wrong dtypes raise
-``TypeError``.
+The calls over token arrays (segmentation, selection, confidence, token advantages)
+release the GIL while they compute, and those with ``num_threads`` run in parallel over
+rollouts on a fork-safe thread pool and return the same result for any ``num_threads``;
+``grpo_advantages`` (one pass over B rewards), ``segment_text`` (it reads a Python
+string) and the scalar helpers keep the GIL. Bad values raise
+``ValueError("<argument>: ...")``; wrong dtypes raise ``TypeError``.
 
 The selection calls take one options object, a ``sas_core.options.SASOptions``, and
 read its ``ratio``, ``mode``, ``selection``, ``granularity`` and ``seed`` attributes
@@ -58,8 +59,6 @@ class StepTable:
     ) -> None: ...
     @property
     def vocab_size(self) -> int: ...
-    @property
-    def n_entries(self) -> int: ...
     def segment(
         self,
         token_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
@@ -74,6 +73,7 @@ class StepTable:
         cu_seqlens: npt.NDArray[np.int64],
         correct: npt.NDArray[np.bool_],
         options: SelectOptions,
+        keep_nonfinite: bool = False,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
         """Segmentation and selection fused: like ``keep_mask(segment(...), ...)``.
@@ -121,9 +121,12 @@ def keep_mask(
     cu_seqlens: npt.NDArray[np.int64],
     correct: npt.NDArray[np.bool_],
     options: SelectOptions,
+    keep_nonfinite: bool = False,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """(keep mask (N,), units per rollout (B,), selected units per rollout (B,))."""
+    """(keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
+    ``keep_nonfinite``: a rollout whose log-probs hold NaN/inf is ranked as if they were
+    0 and then left unselected (else it is an error); the others as without it."""
 
 def step_confidences(
     step_ids: npt.NDArray[np.int32],
@@ -145,6 +148,22 @@ def grpo_advantages(
     """(B,) (R - mean) / (std + eps) within each group; unbiased std. The groups are
     ``group_size`` consecutive rollouts, or rollout ``i`` is in group ``groups[i]``
     (dense indices, any order): exactly one of the two, the same formula either way."""
+
+def token_advantages(
+    rollout_advantages: npt.NDArray[np.float32],
+    keep: npt.NDArray[np.bool_],
+    cu_seqlens: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """(N,) each rollout's advantage on its tokens, 0 where ``keep`` is False."""
+
+def segment_text(
+    text: str, offsets: npt.NDArray[np.int64], think_end: str | None = None
+) -> npt.NDArray[np.int32]:
+    """(T,) step id per token of one response from its text and (T, 2) character spans
+    (start, end): a step ends after a run of two or more newlines; a token's step is the
+    one its first character outside such a run is in (an empty span: the character
+    before it); ids dense in the order tokens reach them; -1 from the first occurrence
+    of ``think_end`` on."""
 
 def unit_key(seed: int, rollout: int, unit: int) -> int:
     """The random key of unit ``unit`` of rollout ``rollout`` under ``seed`` (u64s):

@@ -78,42 +78,11 @@ def select_steps(
     sid = _arrays.step_ids_array(step_ids)
     lps = _arrays.float_array(logprobs, "logprobs")
     cu = _arrays.cu_seqlens_array(cu_seqlens)
-    lps, bad = finite_or_raise(lps, options)
     keep, n_units, n_selected = _core.keep_mask(
         sid, lps, cu, _arrays.bool_array(correct, "correct"), options,
-        _arrays.threads_value(num_threads),
+        options.nonfinite == "keep", _arrays.threads_value(num_threads),
     )  # fmt: skip
-    if bad is not None:
-        unselect_rows(bad, cu, keep, n_selected)
     return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
-
-
-def finite_or_raise(
-    lps: np.ndarray, options: SASOptions, where: np.ndarray | None = None
-) -> tuple[np.ndarray, Any]:
-    """Log-probs for the core, and under ``nonfinite="keep"`` the bool mask (``lps``'
-    shape) of the non-finite ones (None when all are finite), replaced by 0 in a copy so
-    the core ranks the rest; ``"raise"`` leaves them for the core, which names them.
-    ``where``: only these positions count (a padded batch's response tokens)."""
-    if options.nonfinite != "keep":
-        return lps, None
-    bad = ~np.isfinite(lps)
-    if where is not None:
-        bad &= where
-    if not bad.any():
-        return lps, None
-    return np.where(bad, 0.0, lps).astype(lps.dtype), bad
-
-
-def unselect_rows(
-    bad_tokens: np.ndarray, cu: np.ndarray, keep: np.ndarray, n_selected: np.ndarray
-) -> None:
-    """Keeps every token of the rollouts that hold a flagged token (in place): the
-    ``nonfinite="keep"`` rule on packed batches; ``cu`` is already checked by the core."""
-    rows = np.unique(np.searchsorted(cu, np.flatnonzero(bad_tokens), side="right") - 1)
-    for row in rows:
-        keep[cu[row] : cu[row + 1]] = True
-    n_selected[rows] = 0
 
 
 def grpo_advantages(
@@ -198,19 +167,10 @@ def token_advantages(rollout_advantages: Any, keep: Any, cu_seqlens: Any) -> np.
     without grad, are read as values)."""
     adv = _arrays.real_array(rollout_advantages, "rollout_advantages")
     _arrays.representable(adv, np.float32, "rollout_advantages")
-    adv = adv.astype(np.float32)
-    cu = _arrays.cu_seqlens_array(cu_seqlens)
-    k = _arrays.bool_array(keep, "keep")
-    lengths = np.diff(cu)
-    if cu.size == 0 or cu[0] != 0 or (lengths < 0).any():
-        raise ValueError("cu_seqlens: must start at 0 and be non-decreasing")
-    if adv.shape != lengths.shape:
-        raise ValueError(
-            f"rollout_advantages, cu_seqlens: need {lengths.size} values (one per rollout "
-            f"of cu_seqlens), got shape {adv.shape}"
-        )
-    if k.size != int(cu[-1]):
-        raise ValueError(
-            f"keep, cu_seqlens: need {int(cu[-1])} values (cu_seqlens' token count), got {k.size}"
-        )
-    return np.repeat(adv, lengths) * k
+    if adv.ndim != 1:
+        raise ValueError(f"rollout_advantages: must be 1-D (B,), got shape {adv.shape}")
+    return _core.token_advantages(
+        adv.astype(np.float32),
+        _arrays.bool_array(keep, "keep"),
+        _arrays.cu_seqlens_array(cu_seqlens),
+    )

@@ -1,65 +1,44 @@
 """Step segmentation from decoded text and character offsets.
 
 For callers that hold each response's text and the tokenizer's offset mapping
-(``return_offsets_mapping=True``) rather than token ids. Newlines are one character and
-one byte, so the byte rules of :class:`StepSegmenter` apply to characters unchanged and
-both give the same steps for the same response.
+(``return_offsets_mapping=True``) rather than token ids. The rule runs in the Rust core
+(``sas_core::text``), the token-id segmenter's rule read on characters: a newline is one
+character and one byte, so both give the same steps for the same response.
 """
 
 from __future__ import annotations
 
-import bisect
 import numbers
-import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from sas_core import _core
+
 __all__ = ["segment_offsets"]
 
-_DELIMITER = re.compile(r"\n{2,}")
 
-
-def _span(span: object, i: int) -> tuple[int, int]:
-    """A (start, end) pair of integers (not bools, floats or strings)."""
-    if isinstance(span, str | bytes) or not hasattr(span, "__len__") or len(span) != 2:
-        raise ValueError(f"offsets: span {i} must be a (start, end) pair, got {span!r}")
-    start, end = span[0], span[1]
-    for v in (start, end):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-            raise TypeError(f"offsets: span {i} must hold integers, got {span!r}")
-    return int(start), int(end)
-
-
-def _segment_one(text: str, spans: Sequence[tuple[int, int]], think_end: str | None) -> list[int]:
-    runs = [(m.start(), m.end()) for m in _DELIMITER.finditer(text)]
-    starts = [s for s, _ in runs]
-    ends = [e for _, e in runs]
-    cut = text.find(think_end) if think_end else -1
-
-    def in_delimiter(p: int) -> bool:
-        k = bisect.bisect_right(starts, p) - 1
-        return k >= 0 and p < ends[k]
-
-    steps: list[int] = []
-    seen: dict[int, int] = {}
-    for i, span in enumerate(spans):
-        start, end = _span(span, i)
-        if not 0 <= start <= end <= len(text):
-            raise ValueError(f"offsets: span {i} ({start}, {end}) is outside the text")
-        if cut >= 0 and start >= cut:
-            steps.append(-1)
-            continue
-        if start == end:
-            # No characters: the step of the character before it.
-            raw = bisect.bisect_left(ends, start)
-        else:
-            anchor = next((p for p in range(start, end) if not in_delimiter(p)), None)
-            # Runs ending at or before the anchor; a span of delimiter characters is
-            # anchored at its first character, inside its own run.
-            raw = bisect.bisect_right(ends, start if anchor is None else anchor)
-        steps.append(seen.setdefault(raw, len(seen)))
-    return steps
+def _spans(spans: Any, i: int) -> np.ndarray:
+    """(T, 2) int64 spans of text ``i``: an integer numpy array, or a sequence of
+    (start, end) pairs of integers (not bools, floats or strings)."""
+    if isinstance(spans, np.ndarray):
+        if spans.dtype.kind not in "iu" or (spans.size and spans.shape[-1:] != (2,)):
+            raise TypeError(
+                f"offsets: text {i} needs a (T, 2) integer array, got {spans.dtype} {spans.shape}"
+            )
+        return np.ascontiguousarray(spans, dtype=np.int64).reshape(-1, 2)
+    if isinstance(spans, str | bytes) or not hasattr(spans, "__iter__"):
+        raise TypeError(f"offsets: text {i} needs a sequence of spans, got {spans!r}")
+    pairs = []
+    for k, span in enumerate(spans):
+        if isinstance(span, str | bytes) or not hasattr(span, "__len__") or len(span) != 2:
+            raise ValueError(f"offsets: span {k} must be a (start, end) pair, got {span!r}")
+        for v in span:
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise TypeError(f"offsets: span {k} must hold integers, got {span!r}")
+        pairs.append((int(span[0]), int(span[1])))
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
 def segment_offsets(
@@ -92,7 +71,5 @@ def segment_offsets(
     for i, (text, spans) in enumerate(zip(texts, offsets)):
         if not isinstance(text, str):
             raise TypeError(f"texts[{i}]: must be a string, got {type(text).__name__}")
-        if isinstance(spans, str | bytes) or not hasattr(spans, "__iter__"):
-            raise TypeError(f"offsets: text {i} needs a sequence of spans, got {spans!r}")
-        out.append(np.asarray(_segment_one(text, spans, think_end), dtype=np.int32))
+        out.append(_core.segment_text(text, _spans(spans, i), think_end))
     return out

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from sas_core import _arrays, _core
-from sas_core.masks import StepSelection, _back, _torch_device, finite_or_raise, unselect_rows
+from sas_core.masks import StepSelection, _back, _torch_device
 from sas_core.options import SASOptions, keyword_options
 from sas_core.token_bytes import tokenizer_token_bytes
 
@@ -199,14 +199,15 @@ class StepSegmenter:
         Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
         ids. Step ids never leave the Rust core (no batch-sized intermediate array).
         """
-        cu = _arrays.cu_seqlens_array(cu_seqlens)
-        lps, bad = finite_or_raise(_arrays.float_array(logprobs, "logprobs"), options)
         keep, n_units, n_selected = self._table.sas_mask(
-            _arrays.int_array(token_ids, "token_ids"), lps, cu,
-            _arrays.bool_array(correct, "correct"), options, _arrays.threads_value(num_threads),
-        )  # fmt: skip
-        if bad is not None:
-            unselect_rows(bad, cu, keep, n_selected)
+            _arrays.int_array(token_ids, "token_ids"),
+            _arrays.float_array(logprobs, "logprobs"),
+            _arrays.cu_seqlens_array(cu_seqlens),
+            _arrays.bool_array(correct, "correct"),
+            options,
+            options.nonfinite == "keep",
+            _arrays.threads_value(num_threads),
+        )
         device = _torch_device(token_ids, logprobs, cu_seqlens, correct)
         return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
 

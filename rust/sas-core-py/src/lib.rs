@@ -1,20 +1,20 @@
 //! `sas_core._core`: thin PyO3 bindings of the `sas-core` crate.
 //!
-//! Every function converts its arguments (`args.rs`: zero-copy for contiguous numpy
-//! arrays of the supported dtypes, option strings parsed into the core's enums), and
-//! maps core errors through `error.rs`. The segmentation, selection and confidence
-//! kernels release the GIL while they compute; the GRPO helpers (one pass over B
-//! rewards) and the scalar helpers keep it. Argument normalisation (dtype casts, defaults) lives in the
-//! Python layer.
+//! Every function converts its arguments (`args.rs`: zero-copy for C-contiguous numpy
+//! arrays of the supported dtypes, option strings parsed into the core's enums) and maps
+//! core errors through `error.rs`. The kernels over token arrays release the GIL while
+//! they compute; the GRPO helper (one pass over B rewards), the text segmenter (it reads
+//! a Python string) and the scalar helpers keep it. Casts and defaults live in Python.
 
 mod args;
 mod error;
 
 use numpy::PyUntypedArrayMethods;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::parallel::{default_threads, env_threads};
+use sas_core::select::sparing_nonfinite;
 use sas_core::{sas_padded, Advantages, Spare, Written};
 use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
 
@@ -42,10 +42,16 @@ fn threads(num_threads: Option<usize>) -> usize {
     num_threads.unwrap_or_else(default_threads).max(1)
 }
 
+fn array<T: numpy::Element>(py: Python<'_>, v: Vec<T>) -> Array<'_, T> {
+    PyArray1::from_vec(py, v)
+}
+
 fn mask_out(py: Python<'_>, sel: Selected) -> MaskOut<'_> {
-    let (keep, units, selected) = (sel.keep, sel.n_units, sel.n_selected);
-    let out = |v: Vec<u32>| PyArray1::from_vec(py, v);
-    (PyArray1::from_vec(py, keep), out(units), out(selected))
+    (
+        array(py, sel.keep),
+        array(py, sel.n_units),
+        array(py, sel.n_selected),
+    )
 }
 
 /// Byte table of one tokenizer (see `_core.pyi`).
@@ -122,14 +128,10 @@ impl PyStepTable {
         self.table.vocab_size()
     }
 
-    #[getter]
-    fn n_entries(&self) -> usize {
-        self.table.n_entries()
-    }
-
     /// Fused segmentation + selection from packed token ids (see `_core.pyi`).
-    #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, options, num_threads = None))]
-    #[allow(clippy::too_many_arguments)] // six from Python, plus self and py
+    #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, options,
+        keep_nonfinite = false, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // seven from Python, plus self and py
     fn sas_mask<'py>(
         &self,
         py: Python<'py>,
@@ -138,6 +140,7 @@ impl PyStepTable {
         cu_seqlens: PyReadonlyArray1<'py, i64>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
+        keep_nonfinite: bool,
         num_threads: Option<usize>,
     ) -> PyResult<MaskOut<'py>> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
@@ -149,7 +152,9 @@ impl PyStepTable {
         let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
-            sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
+            sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
+                sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
+            })
         }))
         .map_err(to_py)?;
         Ok(mask_out(py, sel))
@@ -165,7 +170,7 @@ impl PyStepTable {
         py: Python<'py>,
         response_ids: &Bound<'py, PyAny>,
         logprobs: &Bound<'py, PyAny>,
-        action_mask: PyReadonlyArray2<'py, bool>,
+        action_mask: numpy::PyReadonlyArrayDyn<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
         keep_nonfinite: bool,
@@ -176,13 +181,8 @@ impl PyStepTable {
     ) -> PyResult<PaddedOut<'py>> {
         let ids: Ids = extract(response_ids, "response_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
+        let mask = data(&action_mask, "action_mask", 2)?; // checks the 2 dimensions
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
-        if !action_mask.is_c_contiguous() {
-            return Err(not_contiguous("action_mask"));
-        }
-        let mask = action_mask
-            .as_slice()
-            .map_err(|_| not_contiguous("action_mask"))?;
         let correct = slice(&correct, "correct")?;
         let rows_spared = spare.as_ref().map(|s| slice(s, "spare")).transpose()?;
         let spare = Spare {
@@ -203,14 +203,13 @@ impl PyStepTable {
             py.detach(|| sas_padded(table, &batch, &opts, threads, spare, written))
         })
         .map_err(to_py)?;
-        let array = |v: Vec<u32>| PyArray1::from_vec(py, v);
         Ok((
-            PyArray1::from_vec(py, out.keep).reshape([rows, width])?,
-            array(out.n_units),
-            array(out.n_selected),
-            array(out.n_zeroed_tokens),
-            array(out.n_tokens),
-            PyArray1::from_vec(py, out.nonfinite),
+            array(py, out.keep).reshape([rows, width])?,
+            array(py, out.n_units),
+            array(py, out.n_selected),
+            array(py, out.n_zeroed_tokens),
+            array(py, out.n_tokens),
+            array(py, out.nonfinite),
         ))
     }
 
@@ -232,16 +231,15 @@ impl PyStepTable {
         let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py
             .detach(|| { sas_core::segment_packed(table, i, &Packed::new(cu)?, threads) }))
         .map_err(to_py)?;
-        Ok((
-            PyArray1::from_vec(py, steps),
-            PyArray1::from_vec(py, counts),
-        ))
+        Ok((array(py, steps), array(py, counts)))
     }
 }
 
 /// Keep mask plus per-rollout unit and selection counts (see `_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, options, num_threads = None))]
+#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, options,
+    keep_nonfinite = false, num_threads = None))]
+#[allow(clippy::too_many_arguments)] // seven from Python, plus py
 fn keep_mask<'py>(
     py: Python<'py>,
     step_ids: PyReadonlyArray1<'py, i32>,
@@ -249,6 +247,7 @@ fn keep_mask<'py>(
     cu_seqlens: PyReadonlyArray1<'py, i64>,
     correct: PyReadonlyArray1<'py, bool>,
     options: OptionsArg,
+    keep_nonfinite: bool,
     num_threads: Option<usize>,
 ) -> PyResult<MaskOut<'py>> {
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
@@ -260,7 +259,9 @@ fn keep_mask<'py>(
     let (opts, threads) = (options.0, threads(num_threads));
     let sel = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
         let packed = Packed::new(cu)?;
-        sas_core::keep_mask_packed(step_ids, l, &packed, correct, &opts, threads)
+        sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
+            sas_core::keep_mask_packed(step_ids, l, &packed, correct, &opts, threads)
+        })
     }))
     .map_err(to_py)?;
     Ok(mask_out(py, sel))
@@ -287,10 +288,7 @@ fn step_confidences<'py>(
         sas_core::select::step_confidences_packed(step_ids, l, &Packed::new(cu)?, threads)
     }))
     .map_err(to_py)?;
-    Ok((
-        PyArray1::from_vec(py, values),
-        PyArray1::from_vec(py, cu_steps),
-    ))
+    Ok((array(py, values), array(py, cu_steps)))
 }
 
 /// GRPO group-normalised advantages: consecutive groups of `group_size`, or the dense
@@ -310,7 +308,40 @@ fn grpo_advantages<'py>(
         (None, Some(g)) => sas_core::grpo::grpo_advantages_grouped(r, slice(g, "groups")?, eps),
         _ => return Err(type_error("group_size", "given, or groups, not both")),
     };
-    Ok(PyArray1::from_vec(py, adv.map_err(to_py)?))
+    Ok(array(py, adv.map_err(to_py)?))
+}
+
+/// Each rollout's advantage spread over its tokens, times `keep` (see `_core.pyi`).
+#[pyfunction]
+fn token_advantages<'py>(
+    py: Python<'py>,
+    rollout_advantages: PyReadonlyArray1<'py, f32>,
+    keep: PyReadonlyArray1<'py, bool>,
+    cu_seqlens: PyReadonlyArray1<'py, i64>,
+) -> PyResult<Array<'py, f32>> {
+    let adv = slice(&rollout_advantages, "rollout_advantages")?;
+    let (keep, cu) = (slice(&keep, "keep")?, slice(&cu_seqlens, "cu_seqlens")?);
+    let out = py.detach(|| sas_core::grpo::token_advantages(adv, keep, &Packed::new(cu)?));
+    Ok(array(py, out.map_err(to_py)?))
+}
+
+/// Step id per token of one response from its text and (T, 2) character spans (see
+/// `_core.pyi`).
+#[pyfunction]
+#[pyo3(signature = (text, offsets, think_end = None))]
+fn segment_text<'py>(
+    py: Python<'py>,
+    text: &str,
+    offsets: numpy::PyReadonlyArrayDyn<'py, i64>,
+    think_end: Option<&str>,
+) -> PyResult<Array<'py, i32>> {
+    let flat = data(&offsets, "offsets", 2)?;
+    if offsets.shape()[1] != 2 {
+        return Err(type_error("offsets", "a (T, 2) array of spans"));
+    }
+    let spans = flat.chunks_exact(2).map(|c| (c[0], c[1]));
+    let steps = sas_core::text::segment_text(text, spans, think_end).map_err(to_py)?;
+    Ok(array(py, steps))
 }
 
 /// The random key of unit `unit` of rollout `rollout` under `seed` (see `_core.pyi`).
@@ -332,15 +363,8 @@ fn default_num_threads() -> (usize, Option<String>) {
 /// would leave its child waiting forever on an initialisation no thread there finishes.
 fn load_numpy_api(py: Python<'_>) {
     let _ = PyArray1::<f64>::zeros(py, 0, false).readonly(); // the borrow-checking API
-    let _ = (
-        PyArray1::<bool>::zeros(py, 0, false),
-        PyArray1::<i32>::zeros(py, 0, false),
-    );
-    let _ = (
-        PyArray1::<i64>::zeros(py, 0, false),
-        PyArray1::<u32>::zeros(py, 0, false),
-    );
-    let _ = PyArray1::<f32>::zeros(py, 0, false);
+    macro_rules! dtypes { ($($t:ty),*) => { $(let _ = PyArray1::<$t>::zeros(py, 0, false);)* } }
+    dtypes!(bool, i32, i64, u32, f32);
 }
 
 #[pymodule(gil_used = false)]
@@ -350,6 +374,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
     m.add_function(wrap_pyfunction!(step_confidences, m)?)?;
     m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
+    m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
+    m.add_function(wrap_pyfunction!(segment_text, m)?)?;
     m.add_function(wrap_pyfunction!(unit_key, m)?)?;
     m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

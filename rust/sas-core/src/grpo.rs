@@ -1,6 +1,7 @@
 //! GRPO group normalisation of per-rollout rewards.
 
 use crate::error::{Result, SasError};
+use crate::packed::Packed;
 
 /// A = (R - mean) / (std + eps) within each group of `group_size` consecutive rollouts,
 /// with the unbiased standard deviation (torch's default), computed in f64.
@@ -104,6 +105,33 @@ pub fn grpo_advantages_grouped(rewards: &[f64], groups: &[u32], eps: f64) -> Res
         .zip(groups)
         .map(|(&r, &g)| (r - mean[g as usize]) / denom[g as usize])
         .collect())
+}
+
+/// Each rollout's advantage spread over its tokens, times `keep` (0 on the tokens of
+/// selected steps): the (N,) token advantages of a packed batch.
+///
+/// ```
+/// let packed = sas_core::Packed::new(&[0, 2, 3]).unwrap();
+/// let adv = sas_core::grpo::token_advantages(&[1.5, -1.0], &[true, false, true], &packed);
+/// assert_eq!(adv.unwrap(), vec![1.5, 0.0, -1.0]);
+/// ```
+pub fn token_advantages(advantages: &[f32], keep: &[bool], packed: &Packed) -> Result<Vec<f32>> {
+    if advantages.len() != packed.len() {
+        return Err(SasError::new(
+            "rollout_advantages, cu_seqlens",
+            format!(
+                "need {} values (one per rollout of cu_seqlens), got {}",
+                packed.len(),
+                advantages.len()
+            ),
+        ));
+    }
+    packed.check_len("keep", keep.len())?;
+    let mut out = Vec::with_capacity(keep.len());
+    for (range, &a) in packed.ranges().zip(advantages) {
+        out.extend(keep[range].iter().map(|&k| if k { a } else { 0.0 }));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@
 //!    ([`fused::sas_mask_packed`] does 1 and 2 in one pass per rollout);
 //! 3. [`grpo::grpo_advantages`]: the per-rollout GRPO advantage that the mask multiplies.
 //!
-//! [`padded::keep_mask_padded`] does 1 and 2 on the padded (B, A) arrays trainers hold.
+//! [`padded::sas_padded`] does 1 and 2 (and writes the advantages) on the padded (B, A)
+//! arrays trainers hold.
 //! Modules by concern: [`options`] (what to select), [`confidence`] (a step's score),
-//! [`select`] (ranking and masks), [`segment`] and [`vocab`] (steps from token ids).
+//! [`select`] (ranking and masks), [`segment`] and [`vocab`] (steps from token ids),
+//! [`text`] (the same steps from decoded text and character spans).
 
 pub mod confidence;
 pub mod error;
@@ -28,6 +30,7 @@ pub mod rng;
 mod scratch;
 pub mod segment;
 pub mod select;
+pub mod text;
 pub mod vocab;
 
 #[cfg(test)]

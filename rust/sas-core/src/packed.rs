@@ -79,6 +79,7 @@ fn with_cu_seqlens(arg: &'static str) -> &'static str {
         "token_ids" => "token_ids, cu_seqlens",
         "step_ids" => "step_ids, cu_seqlens",
         "logprobs" => "logprobs, cu_seqlens",
+        "keep" => "keep, cu_seqlens",
         other => other,
     }
 }

@@ -282,6 +282,47 @@ pub fn keep_mask_packed<L: LogProb>(
     Selected::collect(keep, results)
 }
 
+/// Runs the packed selection `select` under `nonfinite="keep"` when `keep_nonfinite`: a
+/// rollout with a NaN/inf log-prob is ranked as if they were 0 and then left unselected
+/// (all its tokens kept, no unit selected), the others as without it. Otherwise `select`
+/// sees the log-probs as they are (and names a NaN). The copy with zeros is made only
+/// when a non-finite value is there.
+///
+/// ```
+/// use sas_core::{keep_mask_packed, select::sparing_nonfinite, Packed, SelectOptions};
+/// let (ids, lps, cu) = ([0, 1, 0, 1], [-1.0, -2.0, f64::NAN, -2.0], [0i64, 2, 4]);
+/// let packed = Packed::new(&cu).unwrap();
+/// let opts = SelectOptions { ratio: 0.5, ..SelectOptions::default() };
+/// let run = |l: &[f64]| keep_mask_packed(&ids, l, &packed, &[true, true], &opts, 1);
+/// let sel = sparing_nonfinite(&lps, &packed, true, run).unwrap();
+/// assert_eq!((sel.keep, sel.n_selected), (vec![true, false, true, true], vec![1, 0]));
+/// assert_eq!(sparing_nonfinite(&lps, &packed, false, run).unwrap_err().arg, "logprobs");
+/// ```
+pub fn sparing_nonfinite<L: LogProb + Default>(
+    logprobs: &[L],
+    packed: &Packed<'_>,
+    keep_nonfinite: bool,
+    select: impl FnOnce(&[L]) -> Result<Selected>,
+) -> Result<Selected> {
+    let finite = |l: &L| l.to_f64().is_finite();
+    let sized = packed.check_len("logprobs", logprobs.len()).is_ok();
+    if !keep_nonfinite || !sized || logprobs.iter().all(finite) {
+        return select(logprobs);
+    }
+    let zeroed: Vec<L> = logprobs
+        .iter()
+        .map(|&l| if finite(&l) { l } else { L::default() })
+        .collect();
+    let mut sel = select(&zeroed)?;
+    for (b, r) in packed.ranges().enumerate() {
+        if !logprobs[r.clone()].iter().all(finite) {
+            sel.keep[r].fill(true);
+            sel.n_selected[b] = 0;
+        }
+    }
+    Ok(sel)
+}
+
 /// The confidence of every step of a packed batch (tokens with step -1 are outside
 /// every step): one value per step id 0..max+1 of each rollout, rollout by rollout, in
 /// the [`LaneSum`] order the ranking uses (a step id with no token gets NaN), and the
