@@ -1,4 +1,5 @@
-"""sas_core.reference on padded (B, A) batches: each row's masked tokens, packed in order.
+"""sas_core.reference on padded (B, A) batches: each row's masked tokens, packed in order,
+each maximal run of them a turn.
 
 The oracle side of the tests of every padded entry point (``sas_advantages``,
 ``sas_batch_step``, the TRL, OpenRLHF and verl integrations).
@@ -47,6 +48,22 @@ def pack(
     return flat_ids, flat_values, cu
 
 
+def turn_starts(mask: torch.Tensor) -> list[int]:
+    """Positions, in :func:`pack`'s arrays, of the masked tokens that open a new turn
+    (a masked column after an unmasked one, other than a row's first)."""
+    starts: list[int] = []
+    pos = 0
+    for row in mask.bool().tolist():
+        first = True
+        for j, m in enumerate(row):
+            if m:
+                if not first and not row[j - 1]:
+                    starts.append(pos)
+                first = False
+                pos += 1
+    return starts
+
+
 def keep_mask(
     token_bytes: Sequence[bytes],
     ids: torch.Tensor,
@@ -61,8 +78,9 @@ def keep_mask(
     """(B, A) bool: the reference keep mask on the masked tokens, True elsewhere."""
     flat_ids, flat_lps, cu = pack(ids, logprobs, mask)
     steps = reference.segment(
-        token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think_end_ids
-    )
+        token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think_end_ids,
+        turn_starts=turn_starts(mask),
+    )  # fmt: skip
     flat = reference.keep_mask(steps, flat_lps, cu, list(correct), **options)
     keep = torch.ones(ids.shape, dtype=torch.bool)
     keep[mask.bool()] = torch.tensor(flat, dtype=torch.bool)

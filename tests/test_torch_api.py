@@ -24,7 +24,10 @@ def _padded_batch(rng, vocab_size, n_prompts, group, max_len, left_pad):
 
 def _reference_padded(token_bytes, ids, lps, mask, rewards, group, vocab_size, think, **opt):
     flat_ids, flat_lps, cu = padded_reference.pack(ids, lps, mask)
-    steps = reference.segment(token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think)
+    steps = reference.segment(
+        token_bytes, flat_ids, cu, vocab_size=vocab_size, think_end_ids=think,
+        turn_starts=padded_reference.turn_starts(mask),
+    )  # fmt: skip
     flat = reference.sas_token_advantages(
         steps, flat_lps, cu, rewards.double().tolist(), group, **opt
     )

@@ -63,9 +63,12 @@ class StepTable:
         self,
         token_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
         cu_seqlens: npt.NDArray[np.int64],
+        action_mask: npt.NDArray[np.bool_] | None = None,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.uint32]]:
-        """(step id per token (N,), steps per rollout (B,))."""
+        """(step id per token (N,), steps per rollout (B,)). ``action_mask`` (N,): tokens
+        off it get step -1, and each maximal run of tokens on it is a turn, segmented on
+        its own (as a padded row's)."""
     def sas_mask(
         self,
         token_ids: npt.NDArray[np.int32] | npt.NDArray[np.int64],
@@ -74,9 +77,11 @@ class StepTable:
         correct: npt.NDArray[np.bool_],
         options: SelectOptions,
         keep_nonfinite: bool = False,
+        action_mask: npt.NDArray[np.bool_] | None = None,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-        """Segmentation and selection fused: like ``keep_mask(segment(...), ...)``.
+        """Segmentation and selection fused: like ``keep_mask(segment(...), ...)``; with
+        ``action_mask``, each rollout selected as a padded row is (True off the mask).
 
         Returns (keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
         """

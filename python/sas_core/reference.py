@@ -14,6 +14,12 @@ The contract, in brief (README.md has it in full):
    of delimiter runs ending at or before the anchor. A token with no bytes takes the step
    of the byte before it. Raw steps are renumbered 0..n-1. From the first reasoning-end
    token on, tokens get step -1 (outside every step).
+
+   Turns: a rollout whose action mask has holes (tool output, an observation: tokens the
+   model did not write) is a sequence of turns, the maximal runs of action tokens. Off-mask
+   tokens are in no step (the padded calls never rank or zero them); each turn is
+   segmented on its own as above (its own reasoning region too), and its step ids follow
+   the rollout's earlier turns'. A rollout of one turn is segmented as before.
 2. Confidence of a step: mean log-prob of its tokens (summed in four lanes, see
    :func:`step_confidences`).
 3. Selection: k = floor(ratio * n + 1e-9) of a rollout's n steps; the lowest-confidence
@@ -101,19 +107,28 @@ def segment(
     *,
     vocab_size: int | None = None,
     think_end_ids: Iterable[int] = (),
+    turn_starts: Iterable[int] = (),
 ) -> list[int]:
-    """Step id per token of a packed batch (see the module docstring)."""
+    """Step id per token of a packed batch (see the module docstring). ``turn_starts``:
+    the positions (in the packed arrays) of the tokens that open a new turn of their
+    rollout."""
     vocab = len(token_bytes) if vocab_size is None else vocab_size
     think_end_ids = set(think_end_ids)
+    turn_starts = set(turn_starts)
     out: list[int] = []
     for start, end in _rollouts(cu_seqlens, len(token_ids)):
-        ids = [int(t) for t in token_ids[start:end]]
-        for i in ids:
-            if not 0 <= i < vocab:
-                raise ValueError(f"token_ids: token id {i} is outside the vocabulary")
-        tokens = [token_bytes[i] if i < len(token_bytes) else b"" for i in ids]
-        think_end = next((j for j, i in enumerate(ids) if i in think_end_ids), None)
-        out.extend(segment_tokens(tokens, think_end))
+        cuts = [start, *sorted(p for p in turn_starts if start < p < end), end]
+        n_steps = 0
+        for turn_start, turn_end in zip(cuts, cuts[1:]):
+            ids = [int(t) for t in token_ids[turn_start:turn_end]]
+            for i in ids:
+                if not 0 <= i < vocab:
+                    raise ValueError(f"token_ids: token id {i} is outside the vocabulary")
+            tokens = [token_bytes[i] if i < len(token_bytes) else b"" for i in ids]
+            think_end = next((j for j, i in enumerate(ids) if i in think_end_ids), None)
+            steps = segment_tokens(tokens, think_end)
+            out.extend(s + n_steps if s >= 0 else -1 for s in steps)
+            n_steps += max(steps, default=-1) + 1
     return out
 
 

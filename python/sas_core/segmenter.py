@@ -158,30 +158,49 @@ class StepSegmenter:
         )  # fmt: skip
 
     def segment_with_counts(
-        self, token_ids: Any, cu_seqlens: Any, *, num_threads: int | None = None
+        self,
+        token_ids: Any,
+        cu_seqlens: Any,
+        *,
+        action_mask: Any = None,
+        num_threads: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(step ids (N,) int32, steps per rollout (B,) uint32)."""
         return self._table.segment(
             _arrays.int_array(token_ids, "token_ids"),
             _arrays.cu_seqlens_array(cu_seqlens),
+            _mask_or_none(action_mask),
             _arrays.threads_value(num_threads),
         )
 
-    def segment(self, token_ids: Any, cu_seqlens: Any, *, num_threads: int | None = None) -> Any:
+    def segment(
+        self,
+        token_ids: Any,
+        cu_seqlens: Any,
+        *,
+        action_mask: Any = None,
+        num_threads: int | None = None,
+    ) -> Any:
         """Step id per token of a packed batch.
 
         Args:
             token_ids: (N,) int32/int64 response token ids of all rollouts, end to end.
             cu_seqlens: (B+1,) int rollout boundaries: 0, then cumulative lengths.
+            action_mask: (N,) bool, False on tokens the model did not write (tool output,
+                observations): they get step -1, and each maximal run of action tokens
+                is a turn, segmented on its own (README, the contract: *Turns*). None:
+                every token is the model's, each rollout one turn.
             num_threads: threads for the Rust core; the result does not depend on it.
 
         Returns:
             (N,) int32 step ids, 0..n-1 within each rollout, -1 after a reasoning-end
-            token. A torch tensor (on the first tensor argument's device) when either
-            argument is one.
+            token (of its turn) and off the mask. A torch tensor (on the first tensor
+            argument's device) when any argument is one.
         """
-        steps, _ = self.segment_with_counts(token_ids, cu_seqlens, num_threads=num_threads)
-        return _back(steps, _torch_device(token_ids, cu_seqlens))
+        steps, _ = self.segment_with_counts(
+            token_ids, cu_seqlens, action_mask=action_mask, num_threads=num_threads
+        )
+        return _back(steps, _torch_device(token_ids, cu_seqlens, action_mask))
 
     @keyword_options()
     def select_steps(
@@ -191,13 +210,15 @@ class StepSegmenter:
         cu_seqlens: Any,
         correct: Any,
         *,
+        action_mask: Any = None,
         options: SASOptions,
         num_threads: int | None = None,
     ) -> StepSelection:
         """Segments and selects in one fused pass: ``select_steps(segment(ids), ...)``.
 
         Same arguments as :func:`sas_core.select_steps`, with token ids instead of step
-        ids. Step ids never leave the Rust core (no batch-sized intermediate array).
+        ids, and ``action_mask`` as in :meth:`segment` (tokens off it are kept). Step
+        ids never leave the Rust core (no batch-sized intermediate array).
         """
         keep, n_units, n_selected = self._table.sas_mask(
             _arrays.int_array(token_ids, "token_ids"),
@@ -206,10 +227,18 @@ class StepSegmenter:
             _arrays.bool_array(correct, "correct"),
             options,
             options.nonfinite == "keep",
+            _mask_or_none(action_mask),
             _arrays.threads_value(num_threads),
         )
-        device = _torch_device(token_ids, logprobs, cu_seqlens, correct)
+        device = _torch_device(token_ids, logprobs, cu_seqlens, correct, action_mask)
         return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+
+
+def _mask_or_none(action_mask: Any) -> np.ndarray | None:
+    """A packed (N,) action mask as bools (0/1 integers and floats accepted), or None."""
+    if action_mask is None:
+        return None
+    return _arrays.mask_array(action_mask, "action_mask")
 
 
 def model_vocab_rows(model: Any) -> int:

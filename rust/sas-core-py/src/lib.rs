@@ -13,6 +13,7 @@ use numpy::PyUntypedArrayMethods;
 use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use sas_core::masked::{sas_mask_packed_masked, segment_packed_masked};
 use sas_core::parallel::{default_threads, env_threads};
 use sas_core::select::sparing_nonfinite;
 use sas_core::{sas_padded, Advantages, Spare, Written};
@@ -130,8 +131,8 @@ impl PyStepTable {
 
     /// Fused segmentation + selection from packed token ids (see `_core.pyi`).
     #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, options,
-        keep_nonfinite = false, num_threads = None))]
-    #[allow(clippy::too_many_arguments)] // seven from Python, plus self and py
+        keep_nonfinite = false, action_mask = None, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // eight from Python, plus self and py
     fn sas_mask<'py>(
         &self,
         py: Python<'py>,
@@ -141,6 +142,7 @@ impl PyStepTable {
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
         keep_nonfinite: bool,
+        action_mask: Option<PyReadonlyArray1<'py, bool>>,
         num_threads: Option<usize>,
     ) -> PyResult<MaskOut<'py>> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
@@ -149,12 +151,29 @@ impl PyStepTable {
             slice(&cu_seqlens, "cu_seqlens")?,
             slice(&correct, "correct")?,
         );
+        let mask = action_mask
+            .as_ref()
+            .map(|m| slice(m, "action_mask"))
+            .transpose()?;
         let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
-            sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
-                sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
-            })
+            match mask {
+                Some(m) => sas_mask_packed_masked(
+                    table,
+                    i,
+                    l,
+                    m,
+                    &packed,
+                    correct,
+                    &opts,
+                    keep_nonfinite,
+                    threads,
+                ),
+                None => sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
+                    sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
+                }),
+            }
         }))
         .map_err(to_py)?;
         Ok(mask_out(py, sel))
@@ -214,12 +233,13 @@ impl PyStepTable {
     }
 
     /// Step id per token of a packed batch (see `_core.pyi`).
-    #[pyo3(signature = (token_ids, cu_seqlens, num_threads = None))]
+    #[pyo3(signature = (token_ids, cu_seqlens, action_mask = None, num_threads = None))]
     fn segment<'py>(
         &self,
         py: Python<'py>,
         token_ids: &Bound<'py, PyAny>,
         cu_seqlens: PyReadonlyArray1<'py, i64>,
+        action_mask: Option<PyReadonlyArray1<'py, bool>>,
         num_threads: Option<usize>,
     ) -> PyResult<(Array<'py, i32>, Array<'py, u32>)> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
@@ -228,8 +248,17 @@ impl PyStepTable {
             &self.table,
             threads(num_threads),
         );
-        let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py
-            .detach(|| { sas_core::segment_packed(table, i, &Packed::new(cu)?, threads) }))
+        let mask = action_mask
+            .as_ref()
+            .map(|m| slice(m, "action_mask"))
+            .transpose()?;
+        let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py.detach(|| {
+            let packed = Packed::new(cu)?;
+            match mask {
+                Some(m) => segment_packed_masked(table, i, m, &packed, threads),
+                None => sas_core::segment_packed(table, i, &packed, threads),
+            }
+        }))
         .map_err(to_py)?;
         Ok((array(py, steps), array(py, counts)))
     }

@@ -16,7 +16,7 @@ use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
-use crate::segment::{segment_rollout_with, TokenId};
+use crate::segment::{one_turn, segment_rollout_with, TokenId};
 use crate::select::{choose_units, keep_mask_packed, Selected};
 use crate::vocab::StepTable;
 
@@ -28,11 +28,13 @@ pub(crate) fn run_range(runs: &[(u32, i32)], j: usize, len: usize) -> Range<usiz
 /// Segments one rollout into its runs of equal step ids (into `s.runs`: segmenter
 /// steps are contiguous, so a few dozen entries instead of a step id per token) and
 /// chooses its steps: afterwards `s.units[..k]` holds the chosen steps, and step j is
-/// run j (runs with a step id come first, in order). Returns (n, k).
+/// run j of the runs with a step id (and, in a rollout of one turn, run j: those come
+/// first). `turn_start` as in [`segment_rollout_with`]. Returns (n, k).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn select_runs<I: TokenId, L: LogProb>(
     table: &StepTable,
     ids: &[I],
+    turn_start: impl Fn(usize) -> bool,
     lps: &[L],
     correct: bool,
     index: usize,
@@ -46,6 +48,7 @@ pub(crate) fn select_runs<I: TokenId, L: LogProb>(
         table,
         ids,
         offset,
+        turn_start,
         |_, _| {},
         |i, step| runs.push((i as u32, step)),
     )?;
@@ -103,7 +106,8 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
         Scratch::default,
         |s, b, r, out| {
             let lps = &logprobs[r.clone()];
-            let (n, k) = select_runs(table, &ids[r.clone()], lps, correct[b], b, r.start, opts, s)?;
+            let ids = &ids[r.clone()];
+            let (n, k) = select_runs(table, ids, one_turn, lps, correct[b], b, r.start, opts, s)?;
             for &(_, step) in &s.units[..k] {
                 out[run_range(&s.runs, step as usize, lps.len())].fill(false);
             }

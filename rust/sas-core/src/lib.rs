@@ -22,6 +22,7 @@ pub mod confidence;
 pub mod error;
 pub mod fused;
 pub mod grpo;
+pub mod masked;
 pub mod options;
 pub mod packed;
 pub mod padded;

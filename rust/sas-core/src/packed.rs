@@ -80,6 +80,7 @@ fn with_cu_seqlens(arg: &'static str) -> &'static str {
         "step_ids" => "step_ids, cu_seqlens",
         "logprobs" => "logprobs, cu_seqlens",
         "keep" => "keep, cu_seqlens",
+        "action_mask" => "action_mask, cu_seqlens",
         other => other,
     }
 }

@@ -237,33 +237,43 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
         outs.push((k, o));
         (k_rest, o_rest) = (kt, ot);
     }
-    let results =
-        map_rollouts_with(
-            &packed,
-            outs,
-            threads,
-            Scratch::default,
-            |s, b, r, (row, out_row)| {
-                let spared = spare.rows.is_some_and(|f| f[b]);
-                let counts = select_row(table, batch, opts, spare.nonfinite, s, b, &r, row)
-                    .map(|c| if spared { c.unselect(row) } else { c });
-                let mask = &batch.mask[r.clone()];
-                match adv {
-                    Advantages::None => {}
-                    Advantages::PerRow(a) => {
-                        for ((o, &m), &k) in out_row.iter_mut().zip(mask).zip(row.iter()) {
-                            *o = if m && k { a[b] } else { F::ZERO };
-                        }
-                    }
-                    Advantages::PerToken(a) => {
-                        for ((o, &v), &k) in out_row.iter_mut().zip(&a[r.clone()]).zip(row.iter()) {
-                            *o = if k { v } else { F::ZERO };
-                        }
+    let results = map_rollouts_with(
+        &packed,
+        outs,
+        threads,
+        Scratch::default,
+        |s, b, r, (row, out_row)| {
+            let spared = spare.rows.is_some_and(|f| f[b]);
+            let cells = Cells {
+                ids: &batch.ids[r.clone()],
+                logprobs: &batch.logprobs[r.clone()],
+                mask: &batch.mask[r.clone()],
+                correct: batch.correct[b],
+            };
+            let counts = select_row(table, &cells, opts, spare.nonfinite, s, b, row).map(|c| {
+                if spared {
+                    c.unselect(row)
+                } else {
+                    c
+                }
+            });
+            let mask = &batch.mask[r.clone()];
+            match adv {
+                Advantages::None => {}
+                Advantages::PerRow(a) => {
+                    for ((o, &m), &k) in out_row.iter_mut().zip(mask).zip(row.iter()) {
+                        *o = if m && k { a[b] } else { F::ZERO };
                     }
                 }
-                counts.map_err(in_row(b))
-            },
-        );
+                Advantages::PerToken(a) => {
+                    for ((o, &v), &k) in out_row.iter_mut().zip(&a[r.clone()]).zip(row.iter()) {
+                        *o = if k { v } else { F::ZERO };
+                    }
+                }
+            }
+            counts.map_err(in_row(b))
+        },
+    );
     let counts = results.into_iter().collect::<Result<Vec<_>>>()?;
     Ok(PaddedSelection {
         keep,
@@ -275,14 +285,22 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
     })
 }
 
+/// One rollout's cells: a padded row, or a packed rollout with an action mask.
+pub(crate) struct Cells<'a, I, L> {
+    pub ids: &'a [I],
+    pub logprobs: &'a [L],
+    pub mask: &'a [bool],
+    pub correct: bool,
+}
+
 /// One row's counts.
 #[derive(Debug, Clone, Copy)]
-struct RowCounts {
-    units: u32,
-    selected: u32,
-    zeroed: u32,
-    tokens: u32,
-    nonfinite: bool,
+pub(crate) struct RowCounts {
+    pub units: u32,
+    pub selected: u32,
+    pub zeroed: u32,
+    pub tokens: u32,
+    pub nonfinite: bool,
 }
 
 impl RowCounts {
@@ -297,26 +315,25 @@ impl RowCounts {
     }
 }
 
-/// One row: gathers its response tokens, segments and selects them, writes its keep
-/// flags into `row`.
+/// One row: gathers its response tokens, segments them turn by turn (a turn is a
+/// maximal run of masked-in columns) and selects them, writes its keep flags into `row`.
 #[allow(clippy::too_many_arguments)] // the row's context, passed as is
-fn select_row<I: TokenId, L: LogProb>(
+pub(crate) fn select_row<I: TokenId, L: LogProb>(
     table: &StepTable,
-    batch: &Padded<'_, I, L>,
+    cells: &Cells<'_, I, L>,
     opts: &SelectOptions,
     keep_nonfinite: bool,
     s: &mut Scratch,
     b: usize,
-    r: &std::ops::Range<usize>,
     row: &mut [bool],
 ) -> Result<RowCounts> {
     let (mut pos, mut ids, mut lps) = s.take_row();
     let mut bad = false;
-    for (j, &m) in batch.mask[r.clone()].iter().enumerate() {
+    for (j, &m) in cells.mask.iter().enumerate() {
         if m {
             pos.push(j as u32);
-            ids.push(batch.ids[r.start + j].to_i64());
-            let lp = batch.logprobs[r.start + j].to_f64();
+            ids.push(cells.ids[j].to_i64());
+            let lp = cells.logprobs[j].to_f64();
             if keep_nonfinite && !lp.is_finite() {
                 bad = true;
                 lps.push(0.0);
@@ -325,9 +342,12 @@ fn select_row<I: TokenId, L: LogProb>(
             }
         }
     }
-    let correct = batch.correct[b];
+    let correct = cells.correct;
+    // A gap in the mask (tool output, an observation) ends a turn: turns are segmented
+    // on their own, so no step spans a gap.
+    let turn_start = |j: usize| j > 0 && pos[j] != pos[j - 1] + 1;
     let result = if opts.granularity == Granularity::Step {
-        select_runs(table, &ids, &lps, correct, b, 0, opts, s).map(|(n, k)| {
+        select_runs(table, &ids, turn_start, &lps, correct, b, 0, opts, s).map(|(n, k)| {
             s.chosen.clear();
             s.chosen.resize(n, false);
             for &(_, step) in &s.units[..k] {
@@ -352,7 +372,7 @@ fn select_row<I: TokenId, L: LogProb>(
         steps.resize(ids.len(), 0);
         keep.clear();
         keep.resize(ids.len(), true);
-        let result = segment_rollout(table, &ids, &mut steps, 0).and_then(|_| {
+        let result = segment_rollout(table, &ids, &mut steps, 0, turn_start).and_then(|_| {
             let rollout = Rollout {
                 step_ids: &steps,
                 logprobs: &lps,
@@ -389,7 +409,9 @@ mod tests {
     use crate::testutil;
     use crate::{keep_mask_packed, segment_packed};
 
-    /// The padded path equals packing by hand, segment + keep_mask, and broadcasting.
+    /// The padded path equals packing by hand, segment + keep_mask, and broadcasting,
+    /// with each turn (a maximal run of masked-in columns) segmented as a rollout of
+    /// its own and its step ids following the row's earlier turns'.
     #[test]
     fn padded_equals_packed_pipeline() {
         let table = testutil::newline_table();
@@ -402,16 +424,40 @@ mod tests {
                 .collect();
             let mask: Vec<bool> = (0..rows * width).map(|_| next() % 4 != 0).collect();
             let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
-            // Pack by hand.
+            // Pack by hand: rows (cu) and turns, (row, start, end) in the packed arrays.
             let (mut pids, mut plps, mut cu) = (vec![], vec![], vec![0i64]);
+            let mut turns: Vec<(usize, usize, usize)> = vec![];
             for b in 0..rows {
                 for j in 0..width {
                     if mask[b * width + j] {
+                        let p = pids.len();
+                        if j > 0 && mask[b * width + j - 1] {
+                            turns.last_mut().unwrap().2 = p + 1;
+                        } else {
+                            turns.push((b, p, p + 1));
+                        }
                         pids.push(ids[b * width + j]);
                         plps.push(lps[b * width + j]);
                     }
                 }
                 cu.push(pids.len() as i64);
+            }
+            // Each turn a rollout of its own, then its step ids after its row's earlier
+            // turns' steps.
+            let cu_turns: Vec<i64> = std::iter::once(0)
+                .chain(turns.iter().map(|t| t.2 as i64))
+                .collect();
+            let (mut steps, counts) =
+                segment_packed(&table, &pids, &Packed::new(&cu_turns).unwrap(), 1).unwrap();
+            let (mut row, mut offset) = (usize::MAX, 0);
+            for (t, &(b, start, end)) in turns.iter().enumerate() {
+                if b != row {
+                    (row, offset) = (b, 0);
+                }
+                for s in steps[start..end].iter_mut().filter(|s| **s >= 0) {
+                    *s += offset;
+                }
+                offset += counts[t] as i32;
             }
             let packed = Packed::new(&cu).unwrap();
             for granularity in [Granularity::Step, Granularity::Token] {
@@ -422,7 +468,6 @@ mod tests {
                     granularity,
                     seed: 1,
                 };
-                let (steps, _) = segment_packed(&table, &pids, &packed, 1).unwrap();
                 let sel = keep_mask_packed(&steps, &plps, &packed, &correct, &opts, 1).unwrap();
                 let batch = Padded {
                     ids: &ids,

@@ -8,6 +8,12 @@
 //! byte before it. Raw steps are renumbered 0..n-1 in order of appearance. From the first
 //! reasoning-end token (e.g. `</think>`) on, tokens get step -1.
 //!
+//! A rollout with holes in its action mask (a multi-turn or tool-using rollout, whose
+//! tool output is off the mask) is a sequence of *turns*, the maximal runs of action
+//! tokens: each turn is segmented on its own (no newline run carries over a gap, every
+//! turn opens a new step, and the reasoning region starts again), and step ids keep
+//! counting from one turn to the next.
+//!
 //! One left-to-right pass keeps two numbers: `closed`, the delimiter runs already ended
 //! by a non-newline byte, and `open`, the length (saturated at 2) of the newline run at
 //! the end of the bytes seen so far. Each token's [`TokenClass`] then gives its raw step
@@ -37,32 +43,51 @@ impl TokenId for i64 {
     }
 }
 
+/// A rollout of one turn (packed rollouts): no position starts a new turn.
+#[inline(always)]
+pub fn one_turn(_: usize) -> bool {
+    false
+}
+
 /// Segments one rollout into `out` (same length as `ids`); returns its number of steps.
-/// `offset` is the rollout's first position in the batch, for error messages.
+/// `offset` is the rollout's first position in the batch, for error messages;
+/// `turn_start(i)`: token `i` (> 0) opens a new turn.
 pub fn segment_rollout<I: TokenId>(
     table: &StepTable,
     ids: &[I],
     out: &mut [i32],
     offset: usize,
+    turn_start: impl Fn(usize) -> bool,
 ) -> Result<u32> {
     debug_assert_eq!(ids.len(), out.len());
-    segment_rollout_with(table, ids, offset, |i, step| out[i] = step, |_, _| {})
+    segment_rollout_with(
+        table,
+        ids,
+        offset,
+        turn_start,
+        |i, step| out[i] = step,
+        |_, _| {},
+    )
 }
 
 /// Segments one rollout, calling `on_token(position, step id)` for every token and
 /// `on_segment(position, step id)` where a new run of equal step ids begins (step ids
-/// never decrease, and -1 runs to the end once the reasoning region ends). Returns the
-/// number of steps. Generic so that each caller's unused callback compiles away.
+/// never decrease, apart from the runs of -1 where a turn's reasoning region has ended).
+/// `turn_start(i)`: token `i` opens a new turn ([`one_turn`] for a rollout of one).
+/// Returns the number of steps. Generic so that each caller's unused callback compiles
+/// away.
 #[inline(always)]
-pub fn segment_rollout_with<I, T, S>(
+pub fn segment_rollout_with<I, B, T, S>(
     table: &StepTable,
     ids: &[I],
     offset: usize,
+    turn_start: B,
     mut on_token: T,
     mut on_segment: S,
 ) -> Result<u32>
 where
     I: TokenId,
+    B: Fn(usize) -> bool,
     T: FnMut(usize, i32),
     S: FnMut(usize, i32),
 {
@@ -76,6 +101,12 @@ where
     let codes = table.codes();
     for (i, &id) in ids.iter().enumerate() {
         let id = id.to_i64();
+        if turn_start(i) {
+            // A turn is segmented on its own: no newline run carries over the gap, the
+            // reasoning region starts again, and the next step id opens (the step count
+            // so far, not the counter, which also moved inside a region that ended).
+            (open, in_reasoning, step, last_raw) = (0, true, n_steps as i32 - 1, u32::MAX);
+        }
         // Fast path, most tokens of any text: a token with no newline (code MIXED and
         // nothing else) after a token that left no open run and no pending step change.
         // Such a token changes no state, so it takes the current step.
@@ -157,7 +188,7 @@ pub fn segment_packed<I: TokenId>(
         &mut out,
         threads,
         || (),
-        |_, _, r, o| segment_rollout(table, &ids[r.clone()], o, r.start),
+        |_, _, r, o| segment_rollout(table, &ids[r.clone()], o, r.start, one_turn),
     );
     let counts = results.into_iter().collect::<Result<Vec<u32>>>()?;
     Ok((out, counts))
@@ -223,13 +254,35 @@ mod tests {
         let table = StepTable::from_bytes(tokens, None, think_end_id.as_slice()).unwrap();
         let ids: Vec<i64> = (0..tokens.len() as i64).collect();
         let mut out = vec![0; ids.len()];
-        let n = segment_rollout(&table, &ids, &mut out, 0).unwrap();
+        let n = segment_rollout(&table, &ids, &mut out, 0, one_turn).unwrap();
         assert_eq!(
             n as i32,
             out.iter().max().map_or(0, |m| m + 1),
             "step count"
         );
         out
+    }
+
+    /// Turns: no newline run carries over a turn start, each turn opens a step, and
+    /// each turn has its own reasoning region.
+    #[test]
+    fn each_turn_is_segmented_on_its_own() {
+        let table = crate::testutil::newline_table(); // 2: ".\n\n", 3: "\n", 6: </think>
+        let steps = |ids: &[i64], starts: &[usize]| {
+            let mut out = vec![0; ids.len()];
+            let n = segment_rollout(&table, ids, &mut out, 0, |i| starts.contains(&i)).unwrap();
+            (out, n)
+        };
+        // "a</think>a" | "a.\n\na": the second turn's reasoning is in steps again
+        let ids = [0, 6, 0, 0, 2, 0];
+        assert_eq!(steps(&ids, &[3]), (vec![0, -1, -1, 1, 1, 2], 3));
+        assert_eq!(steps(&ids, &[]), (vec![0, -1, -1, -1, -1, -1], 1));
+        // "a\n" | "\na": one newline on each side of the gap is no blank line, and yet
+        // the turn opens a step; and a turn that starts with </think> has none
+        assert_eq!(steps(&[0, 3, 3, 0], &[2]), (vec![0, 0, 1, 1], 2));
+        assert_eq!(steps(&[0, 3, 3, 0], &[]), (vec![0, 0, 0, 1], 2));
+        assert_eq!(steps(&[0, 6, 0, 0], &[2, 3]), (vec![0, -1, 1, 2], 3));
+        assert_eq!(steps(&[6, 0, 0], &[1]), (vec![-1, 0, 0], 1));
     }
 
     #[test]

@@ -1,0 +1,171 @@
+//! Packed rollouts whose tokens carry an action mask (a packed layout of multi-turn or
+//! tool-using rollouts): tokens off the mask (tool output, observations) stay in the
+//! arrays but are in no step, never ranked, never selected. Each rollout is read as a
+//! padded row is ([`crate::padded`]): its action tokens gathered and segmented turn by
+//! turn, a turn being a maximal run of them; so packed and padded give the same steps.
+
+use crate::confidence::LogProb;
+use crate::error::Result;
+use crate::options::SelectOptions;
+use crate::packed::Packed;
+use crate::padded::{select_row, Cells};
+use crate::parallel::map_rollouts;
+use crate::scratch::Scratch;
+use crate::segment::{segment_rollout, TokenId};
+use crate::select::{check_correct_len, Selected};
+use crate::vocab::StepTable;
+
+/// Step id per token of a packed batch with an action mask (-1 off the mask), and each
+/// rollout's step count.
+///
+/// ```
+/// use sas_core::{masked::segment_packed_masked, Packed, StepTable};
+/// let table = StepTable::from_bytes(&[&b"a"[..], b"\n"], None, &[]).unwrap();
+/// // "a\n" | tool output "aa" | "\na": no blank line across the gap, and yet two turns
+/// let ids = [0i64, 1, 0, 0, 1, 0];
+/// let mask = [true, true, false, false, true, true];
+/// let (steps, counts) =
+///     segment_packed_masked(&table, &ids, &mask, &Packed::new(&[0, 6]).unwrap(), 1).unwrap();
+/// assert_eq!((steps, counts), (vec![0, 0, -1, -1, 1, 1], vec![2]));
+/// ```
+pub fn segment_packed_masked<I: TokenId>(
+    table: &StepTable,
+    ids: &[I],
+    mask: &[bool],
+    packed: &Packed<'_>,
+    threads: usize,
+) -> Result<(Vec<i32>, Vec<u32>)> {
+    packed.check_len("token_ids", ids.len())?;
+    packed.check_len("action_mask", mask.len())?;
+    let mut steps = vec![-1i32; packed.n_tokens()];
+    let counts = map_rollouts(
+        packed,
+        &mut steps,
+        threads,
+        Scratch::default,
+        |s, _, r, out| {
+            let (mut pos, mut gathered, lps) = s.take_row();
+            for (j, _) in mask[r.clone()].iter().enumerate().filter(|(_, &m)| m) {
+                pos.push(j as u32);
+                gathered.push(ids[r.start + j].to_i64());
+            }
+            let mut turn_steps = std::mem::take(&mut s.steps);
+            turn_steps.clear();
+            turn_steps.resize(gathered.len(), -1);
+            let turn_start = |j: usize| j > 0 && pos[j] != pos[j - 1] + 1;
+            let n = segment_rollout(table, &gathered, &mut turn_steps, r.start, turn_start);
+            for (&p, &step) in pos.iter().zip(&turn_steps) {
+                out[p as usize] = step;
+            }
+            s.steps = turn_steps;
+            s.put_row(pos, gathered, lps);
+            n
+        },
+    );
+    Ok((steps, counts.into_iter().collect::<Result<Vec<_>>>()?))
+}
+
+/// Keep mask of a packed batch with an action mask, straight from token ids: each
+/// rollout selected as a padded row is (true off the mask). With `keep_nonfinite`, a
+/// rollout whose action tokens' log-probs hold NaN/inf is ranked as if they were 0 and
+/// then left unselected; otherwise that is an error.
+#[allow(clippy::too_many_arguments)] // the batch's arrays, the options and the pool
+pub fn sas_mask_packed_masked<I: TokenId, L: LogProb>(
+    table: &StepTable,
+    ids: &[I],
+    logprobs: &[L],
+    mask: &[bool],
+    packed: &Packed<'_>,
+    correct: &[bool],
+    opts: &SelectOptions,
+    keep_nonfinite: bool,
+    threads: usize,
+) -> Result<Selected> {
+    opts.validate()?;
+    packed.check_len("token_ids", ids.len())?;
+    packed.check_len("logprobs", logprobs.len())?;
+    packed.check_len("action_mask", mask.len())?;
+    check_correct_len(packed, correct)?;
+    let mut keep = vec![true; packed.n_tokens()];
+    let results = map_rollouts(
+        packed,
+        &mut keep,
+        threads,
+        Scratch::default,
+        |s, b, r, out| {
+            let cells = Cells {
+                ids: &ids[r.clone()],
+                logprobs: &logprobs[r.clone()],
+                mask: &mask[r.clone()],
+                correct: correct[b],
+            };
+            select_row(table, &cells, opts, keep_nonfinite, s, b, out)
+                .map(|c| (c.units, c.selected))
+        },
+    );
+    Selected::collect(keep, results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{Granularity, Mode, SelectionRule};
+    use crate::padded::{keep_mask_padded, Padded};
+    use crate::testutil;
+
+    /// A packed batch with an action mask equals the padded batch of the same rows.
+    #[test]
+    fn packed_with_a_mask_equals_padded() {
+        let table = testutil::newline_table();
+        let mut next = testutil::random(17);
+        for _ in 0..200 {
+            let (rows, width) = (3usize, (next() % 30) as usize + 1);
+            let ids: Vec<i64> = (0..rows * width).map(|_| (next() % 9) as i64).collect();
+            let lps: Vec<f64> = (0..rows * width)
+                .map(|_| -((next() % 500) as f64) / 50.0)
+                .collect();
+            let mask: Vec<bool> = (0..rows * width).map(|_| next() % 3 != 0).collect();
+            let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
+            let cu: Vec<i64> = (0..=rows).map(|b| (b * width) as i64).collect();
+            let packed = Packed::new(&cu).unwrap();
+            for granularity in [Granularity::Step, Granularity::Token] {
+                let opts = SelectOptions {
+                    ratio: 0.4,
+                    mode: Mode::Both,
+                    selection: SelectionRule::Confidence,
+                    granularity,
+                    seed: 3,
+                };
+                let batch = Padded {
+                    ids: &ids,
+                    logprobs: &lps,
+                    mask: &mask,
+                    width,
+                    correct: &correct,
+                };
+                let want = keep_mask_padded(&table, &batch, &opts, 1).unwrap();
+                let got = sas_mask_packed_masked(
+                    &table, &ids, &lps, &mask, &packed, &correct, &opts, false, 2,
+                )
+                .unwrap();
+                assert_eq!((got.keep, got.n_units), (want.keep, want.n_units.clone()));
+                assert_eq!(got.n_selected, want.n_selected);
+                // the steps: off the mask -1, and as many per rollout as padded ranks
+                let (steps, counts) =
+                    segment_packed_masked(&table, &ids, &mask, &packed, 2).unwrap();
+                assert!(steps.iter().zip(&mask).all(|(&s, &m)| m || s == -1));
+                if granularity == Granularity::Step {
+                    assert_eq!(counts, want.n_units);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn lengths_are_checked() {
+        let table = testutil::newline_table();
+        let packed = Packed::new(&[0, 2]).unwrap();
+        let err = segment_packed_masked(&table, &[0i64, 0], &[true], &packed, 1).unwrap_err();
+        assert_eq!(err.arg, "action_mask, cu_seqlens");
+    }
+}
