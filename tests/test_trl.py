@@ -11,6 +11,7 @@ from sas_core.stats import NAMES as STAT_NAMES
 
 pytest.importorskip("trl")
 
+import sas_core
 from sas_core import SASOptions, sas_batch_step
 from sas_core.demo.sft import supervised_warmup
 from sas_core.demo.task import sample_problem
@@ -208,3 +209,67 @@ def test_config_rejects_bad_options(tmp_path):
     with pytest.raises(ValueError, match=r"^shield:"):
         SASGRPOConfig(output_dir=str(tmp_path), shield="failed", use_cpu=True, report_to=[])
     assert SASGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[]).nonfinite == "keep"
+
+
+# A fixed observation from the environment, with no blank line at either seam: read as
+# one text, a step would run from the model's first turn across it into the second.
+OBSERVATION = " ok, 42 "
+
+
+def _rollout_with_observation(prompts, trainer):
+    """A ``rollout_func`` of two model turns around a fixed observation: ``env_mask`` 0
+    on the observation's tokens, which get a log-prob placeholder of 0.0."""
+    tok, model = trainer.processing_class, trainer.model
+    obs = tok(OBSERVATION, add_special_tokens=False)["input_ids"]
+    out = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
+    with torch.no_grad():
+        for prompt in prompts:
+            ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            turns = []
+            for _ in range(2):
+                context = torch.tensor([ids + [t for turn in turns for t in turn]])
+                new = model.generate(
+                    context, max_new_tokens=14, do_sample=True, pad_token_id=tok.pad_token_id
+                )[0, context.shape[1] :].tolist()
+                turns.append(new if not turns else obs + new)
+            completion = turns[0] + turns[1]
+            mask = [1] * len(turns[0]) + [0] * len(obs) + [1] * (len(turns[1]) - len(obs))
+            logits = model(torch.tensor([ids + completion])).logits[0, len(ids) - 1 : -1]
+            lps = logits.log_softmax(-1).gather(1, torch.tensor(completion)[:, None])[:, 0]
+            out["prompt_ids"].append(ids)
+            out["completion_ids"].append(completion)
+            out["logprobs"].append([lp if m else 0.0 for lp, m in zip(lps.tolist(), mask)])
+            out["env_mask"].append(mask)
+    return out
+
+
+def test_env_mask_of_a_rollout_func_is_the_mask_sas_reads(tmp_path, warm_state, monkeypatch):
+    """TRL's loss mask (``completion_mask`` times the ``env_mask`` of a ``rollout_func``)
+    is what SAS reads: the advantages equal the turn-aware reference on it, observation
+    tokens are in no step and get advantage 0; and reading the rollout as one text
+    (the observation's tokens dropped) would give other steps in some rollouts."""
+    monkeypatch.setenv("TRL_EXPERIMENTAL_SILENCE", "1")
+    trainer = _trainer(tmp_path, warm_state, ratio=0.5)
+    trainer.rollout_func = _rollout_with_observation
+    trainer.train()
+    assert len(trainer.batches) == 2
+    differs = 0
+    for rec in trainer.batches:
+        assert "tool_mask" in rec and not rec["tool_mask"].bool().all()
+        loss_mask = rec["completion_mask"].bool() & rec["tool_mask"].bool()
+        rec_on_loss_mask = {**rec, "completion_mask": loss_mask}
+        _check_batch(trainer, rec_on_loss_mask, {"ratio": 0.5})
+        observation = rec["completion_mask"].bool() & ~rec["tool_mask"].bool()
+        assert (rec["advantages"][observation] == 0).all()
+        seg = trainer.sas_segmenter
+        for i in range(loss_mask.shape[0]):
+            ids = rec["completion_ids"][i][loss_mask[i]].tolist()
+            one_text = sas_core.reference.segment(
+                seg.token_bytes, ids, [0, len(ids)], vocab_size=seg.vocab_size
+            )
+            turns = sas_core.reference.segment(
+                seg.token_bytes, ids, [0, len(ids)], vocab_size=seg.vocab_size,
+                turn_starts=padded_reference.turn_starts(loss_mask[i : i + 1]),
+            )  # fmt: skip
+            differs += one_text != turns
+    assert differs > 0

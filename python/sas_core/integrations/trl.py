@@ -153,10 +153,15 @@ class SASGRPOTrainer(GRPOTrainer):
         out = super()._generate_and_score_completions(inputs)
         n = out["completion_ids"].size(0)
         self._sas_batches += 1
+        # TRL's own loss mask: tool results (``tool_mask``, or a rollout_func's
+        # ``env_mask``) are 0, so they are in no step and each model turn is one.
+        mask = out["completion_mask"]
+        if out.get("tool_mask") is not None:
+            mask = mask * out["tool_mask"]
         step = sas_batch_step(
             out["completion_ids"],
             self._rollout_logprobs(out).float(),
-            out["completion_mask"],
+            mask,
             out["advantages"],
             self._scores(n),
             self.sas_segmenter,
