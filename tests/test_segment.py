@@ -217,3 +217,43 @@ def test_segment_offsets_match_reference_on_contiguous_spans(responses, think):
         want.append(reference.segment_tokens([p.encode() for p in pieces], end))
     got = sas_core.segment_offsets(texts, offsets, think_end="</think>" if think else None)
     assert [g.tolist() for g in got] == want
+
+
+@given(vocab_and_batch(), st.data(), st.sampled_from(["blank_line", "line"]))
+def test_delimiters_and_boundary_tokens_match_reference(case, data, delimiter):
+    """``delimiter="line"`` and boundary tokens (with reasoning ends and turns) against
+    the reference, on adversarial vocabularies."""
+    vocab, ids, cu = case
+    ends = data.draw(st.lists(st.integers(0, len(vocab) - 1), max_size=3))
+    think = data.draw(st.lists(st.integers(0, len(vocab) - 1), max_size=1))
+    seg = sas_core.StepSegmenter(vocab, think_end_ids=think, delimiter=delimiter, boundary_ids=ends)
+    want = reference.segment(
+        vocab, ids.tolist(), cu.tolist(), think_end_ids=think, delimiter=delimiter,
+        boundary_ids=ends,
+    )  # fmt: skip
+    assert seg.segment(ids, cu).tolist() == want
+    mask = np.asarray(data.draw(st.lists(st.booleans(), min_size=ids.size, max_size=ids.size)))
+    if ids.size:
+        on = np.flatnonzero(mask)
+        starts = [k for k, p in enumerate(on) if k and (p != on[k - 1] + 1 or p in cu[1:-1])]
+        masked_cu = [int((on < c).sum()) for c in cu]
+        want = reference.segment(
+            vocab, ids[mask].tolist(), masked_cu, think_end_ids=think, delimiter=delimiter,
+            boundary_ids=ends, turn_starts=[k for k in starts if k not in masked_cu],
+        )  # fmt: skip
+        got = seg.segment(ids, cu, action_mask=mask)
+        assert got[mask].tolist() == want and (got[~mask] == -1).all()
+
+
+def test_line_delimiter_and_boundary_tokens_by_hand():
+    vocab = [b"x = 1", b"\n", b"y\nz", b"\r\n", b"<end>", b"w"]
+    ids = np.array([0, 1, 2, 3, 5, 4, 5, 1, 5])
+    cu = [0, ids.size]
+    by_line = sas_core.StepSegmenter(vocab, delimiter="line").segment(ids, cu)
+    assert by_line.tolist() == [0, 0, 1, 2, 3, 3, 3, 3, 4]
+    ends = sas_core.StepSegmenter(vocab, boundary_ids=[4]).segment(ids, cu)
+    assert ends.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
+    with pytest.raises(ValueError, match="^delimiter"):
+        sas_core.StepSegmenter(vocab, delimiter="paragraph")
+    with pytest.raises(ValueError, match="^boundary_ids"):
+        sas_core.StepSegmenter(vocab, boundary_ids=[6])

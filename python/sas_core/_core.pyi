@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sas_core.options import Granularity, Mode, SelectionRule
+from sas_core.options import Delimiter, Granularity, Mode, SelectionRule
 
 class SelectOptions(Protocol):
     """What the bindings read of an options object (``sas_core.options.SASOptions``)."""
@@ -49,6 +49,10 @@ class StepTable:
         vocab_size: ids accepted, >= number of entries (default: the number of
             entries); ids past the table segment as tokens with no bytes.
         think_end_ids: ids that end the reasoning region; must be in the table.
+        delimiter: where a step ends: ``"blank_line"`` (a run of two or more newlines)
+            or ``"line"`` (any newline).
+        boundary_ids: ids after which a step ends (e.g. ``</tool_call>``); must be in
+            the table.
     """
 
     def __init__(
@@ -56,6 +60,8 @@ class StepTable:
         token_bytes: Iterable[bytes],
         vocab_size: int | None = None,
         think_end_ids: list[int] = ...,
+        delimiter: Delimiter = "blank_line",
+        boundary_ids: list[int] = ...,
     ) -> None: ...
     @property
     def vocab_size(self) -> int: ...

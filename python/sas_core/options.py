@@ -24,7 +24,9 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields
 from typing import Any, Literal, NamedTuple, get_args, get_origin
 
 __all__ = [
+    "SEGMENTER_OPTIONS",
     "SELECT_OPTIONS",
+    "Delimiter",
     "Granularity",
     "Mode",
     "NonFinite",
@@ -43,6 +45,7 @@ SelectionRule = Literal["confidence", "random"]
 Granularity = Literal["step", "token"]
 NonFinite = Literal["raise", "keep"]
 Shield = Literal["all", "truncated"]
+Delimiter = Literal["blank_line", "line"]
 
 _MAX_SEED = 2**64 - 1
 
@@ -163,6 +166,17 @@ class SASOptions:
         "token text that ends the reasoning region (e.g. '</think>'); steps stop there",
         text_or_none,
     )
+    delimiter: Delimiter = option(
+        "blank_line",
+        "where a step ends: blank_line (a run of two or more newlines, the paper) or line "
+        "(any newline: a step per line, for code)",
+    )
+    boundary_tokens: str | None = option(
+        None,
+        "token texts after which a step ends too, comma-separated (e.g. "
+        "'</tool_call>,<|im_end|>'), each a single token of the vocabulary",
+        text_or_none,
+    )
 
     def __new__(cls, *args: Any, **kwargs: Any) -> SASOptions:
         # Before the generated __init__, whose TypeError would not start with the name.
@@ -176,6 +190,10 @@ class SASOptions:
         for opt in schema(type(self)):
             value = opt.check(getattr(self, opt.name), opt.name)
             object.__setattr__(self, opt.name, value)  # frozen: store the normalised value
+
+    def segmenter_options(self) -> dict[str, Any]:
+        """The options that build the segmenter (``StepSegmenter.for_model``'s keywords)."""
+        return {name: getattr(self, name) for name in SEGMENTER_OPTIONS}
 
     def replace(self, **changes: Any) -> SASOptions:
         """A copy with ``changes`` applied (and checked)."""
@@ -239,6 +257,9 @@ def schema(cls: type[SASOptions] = SASOptions) -> tuple[Option, ...]:
 def _default(f: Field) -> Any:
     return None if f.default is MISSING else f.default
 
+
+SEGMENTER_OPTIONS = ("think_end", "delimiter", "boundary_tokens")
+"""The options read when the segmenter is built, from the tokenizer."""
 
 SELECT_OPTIONS = ("ratio", "mode", "selection", "granularity", "seed", "nonfinite")
 """The options a selection call reads (the others belong to a trainer step)."""

@@ -13,7 +13,9 @@ The contract, in brief (README.md has it in full):
    delimiter (or its first byte if it has only delimiter bytes); its raw step is the number
    of delimiter runs ending at or before the anchor. A token with no bytes takes the step
    of the byte before it. Raw steps are renumbered 0..n-1. From the first reasoning-end
-   token on, tokens get step -1 (outside every step).
+   token on, tokens get step -1 (outside every step). Options: ``delimiter="line"``
+   makes a run of one or more ``\n`` a delimiter (a step per line, for code); a
+   *boundary token* ends a step after it, read as if a blank line followed its bytes.
 
    Turns: a rollout whose action mask has holes (tool output, an observation: tokens the
    model did not write) is a sequence of turns, the maximal runs of action tokens. Off-mask
@@ -51,6 +53,7 @@ SELECTIONS = ("confidence", "random")
 GRANULARITIES = ("step", "token")
 
 _DELIMITER = re.compile(rb"\n{2,}")
+_LINE = re.compile(rb"\n+")
 _MASK64 = (1 << 64) - 1
 
 
@@ -65,13 +68,25 @@ def _rollouts(cu_seqlens: Sequence[int], n_tokens: int) -> list[tuple[int, int]]
     return list(zip(cu, cu[1:]))
 
 
-def segment_tokens(tokens: Sequence[bytes], think_end: int | None = None) -> list[int]:
+def segment_tokens(
+    tokens: Sequence[bytes],
+    think_end: int | None = None,
+    *,
+    delimiter: str = "blank_line",
+    boundaries: Iterable[int] = (),
+) -> list[int]:
     """Step id of each token of one response, given each token's bytes.
 
-    ``think_end`` is the index of the first reasoning-end token, if any.
+    ``think_end`` is the index of the first reasoning-end token, if any. ``delimiter``:
+    ``"blank_line"`` (runs of two or more ``\n``) or ``"line"`` (runs of one or more).
+    ``boundaries``: indices of the tokens after which a step ends, read as if a blank
+    line followed their bytes.
     """
+    boundaries = set(boundaries)
+    tokens = [t + b"\n\n" if i in boundaries else t for i, t in enumerate(tokens)]
     data = b"".join(tokens)
-    runs = [(m.start(), m.end()) for m in _DELIMITER.finditer(data)]
+    pattern = _DELIMITER if delimiter == "blank_line" else _LINE
+    runs = [(m.start(), m.end()) for m in pattern.finditer(data)]
     delimiter_bytes = {p for start, end in runs for p in range(start, end)}
 
     raw_steps = []
@@ -108,12 +123,16 @@ def segment(
     vocab_size: int | None = None,
     think_end_ids: Iterable[int] = (),
     turn_starts: Iterable[int] = (),
+    delimiter: str = "blank_line",
+    boundary_ids: Iterable[int] = (),
 ) -> list[int]:
     """Step id per token of a packed batch (see the module docstring). ``turn_starts``:
     the positions (in the packed arrays) of the tokens that open a new turn of their
-    rollout."""
+    rollout; ``delimiter`` and ``boundary_ids`` (token ids) as in
+    :func:`segment_tokens`."""
     vocab = len(token_bytes) if vocab_size is None else vocab_size
     think_end_ids = set(think_end_ids)
+    boundary_ids = set(boundary_ids)
     turn_starts = set(turn_starts)
     out: list[int] = []
     for start, end in _rollouts(cu_seqlens, len(token_ids)):
@@ -126,7 +145,8 @@ def segment(
                     raise ValueError(f"token_ids: token id {i} is outside the vocabulary")
             tokens = [token_bytes[i] if i < len(token_bytes) else b"" for i in ids]
             think_end = next((j for j, i in enumerate(ids) if i in think_end_ids), None)
-            steps = segment_tokens(tokens, think_end)
+            ends = [j for j, i in enumerate(ids) if i in boundary_ids]
+            steps = segment_tokens(tokens, think_end, delimiter=delimiter, boundaries=ends)
             out.extend(s + n_steps if s >= 0 else -1 for s in steps)
             n_steps += max(steps, default=-1) + 1
     return out

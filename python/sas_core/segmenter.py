@@ -11,7 +11,7 @@ import numpy as np
 
 from sas_core import _arrays, _core
 from sas_core.masks import StepSelection, _back, _torch_device
-from sas_core.options import SASOptions, keyword_options
+from sas_core.options import Delimiter, SASOptions, keyword_options
 from sas_core.token_bytes import tokenizer_token_bytes
 
 __all__ = ["StepSegmenter", "model_vocab_rows"]
@@ -29,7 +29,10 @@ class StepSegmenter:
             embedding rows (e.g. 151,936 for Qwen2) to accept padding ids, which segment
             as tokens with no bytes.
         think_end_ids: ids that end the reasoning region (e.g. ``</think>``): that token
-            and all after it get step id -1 (outside every step).
+            and all after it (in its turn) get step id -1 (outside every step).
+        delimiter: where a step ends: ``"blank_line"`` (a run of two or more newlines,
+            the paper's rule) or ``"line"`` (any newline: a step per line, for code).
+        boundary_ids: ids after which a step ends too (e.g. ``</tool_call>``).
     """
 
     def __init__(
@@ -38,6 +41,8 @@ class StepSegmenter:
         *,
         vocab_size: int | None = None,
         think_end_ids: Iterable[int] = (),
+        delimiter: Delimiter = "blank_line",
+        boundary_ids: Iterable[int] = (),
     ) -> None:
         if isinstance(token_bytes, bytes | str) or not hasattr(token_bytes, "__iter__"):
             raise TypeError(
@@ -50,7 +55,12 @@ class StepSegmenter:
         self.think_end_ids: tuple[int, ...] = tuple(
             _arrays.ids_value(think_end_ids, "think_end_ids")
         )
-        self._table = _core.StepTable(self.token_bytes, vocab_size, list(self.think_end_ids))
+        self.delimiter: Delimiter = SASOptions(delimiter=delimiter).delimiter
+        self.boundary_ids: tuple[int, ...] = tuple(_arrays.ids_value(boundary_ids, "boundary_ids"))
+        self._table = _core.StepTable(
+            self.token_bytes, vocab_size, list(self.think_end_ids), self.delimiter,
+            list(self.boundary_ids),
+        )  # fmt: skip
 
     @classmethod
     def from_tokenizer(
@@ -60,30 +70,26 @@ class StepSegmenter:
         vocab_size: int | None = None,
         think_end: str | Sequence[str] | None = None,
         think_end_ids: Iterable[int] = (),
+        delimiter: Delimiter = "blank_line",
+        boundary_tokens: str | Sequence[str] | None = None,
     ) -> StepSegmenter:
         """Builds the byte table of ``tok``.
 
         ``tok`` may be a ``transformers`` tokenizer (fast or slow), a
         ``tokenizers.Tokenizer``, a ``tiktoken.Encoding`` or a
         ``sentencepiece.SentencePieceProcessor``. ``think_end`` names reasoning-end
-        tokens by their text (e.g. ``"</think>"``), looked up in the vocabulary.
+        tokens by their text (e.g. ``"</think>"``), ``boundary_tokens`` the tokens after
+        which a step ends (e.g. ``"</tool_call>"``; a string is split at commas), each
+        looked up in the vocabulary. ``delimiter``: ``"blank_line"`` or ``"line"``.
         """
-        names = [think_end] if isinstance(think_end, str) else think_end
-        if names is None:
-            names = []
-        elif isinstance(names, bytes) or not hasattr(names, "__iter__"):
-            raise TypeError(f"think_end: must be a token's text or a list of them, got {names!r}")
-        names = list(names)
-        if not all(isinstance(n, str) for n in names):
-            raise TypeError(f"think_end: must be a token's text or a list of them, got {names!r}")
         token_bytes = tokenizer_token_bytes(tok)
-        ids = list(think_end_ids)
-        for name in names:
-            matches = [i for i, b in enumerate(token_bytes) if b == name.encode("utf-8")]
-            if not matches:
-                raise ValueError(f"think_end: {name!r} is not a single token of this vocabulary")
-            ids.extend(matches)
-        return cls(token_bytes, vocab_size=vocab_size, think_end_ids=ids)
+        ids = list(think_end_ids) + _token_ids(token_bytes, think_end, "think_end")
+        if isinstance(boundary_tokens, str):
+            boundary_tokens = [t for t in boundary_tokens.split(",") if t]
+        return cls(
+            token_bytes, vocab_size=vocab_size, think_end_ids=ids, delimiter=delimiter,
+            boundary_ids=_token_ids(token_bytes, boundary_tokens, "boundary_tokens"),
+        )  # fmt: skip
 
     @classmethod
     def for_model(
@@ -92,6 +98,8 @@ class StepSegmenter:
         model: Any = None,
         *,
         think_end: str | Sequence[str] | None = None,
+        delimiter: Delimiter = "blank_line",
+        boundary_tokens: str | Sequence[str] | None = None,
     ) -> StepSegmenter:
         """:meth:`from_tokenizer`, sized to accept every id the model can sample.
 
@@ -99,12 +107,18 @@ class StepSegmenter:
         151,936 rows for 151,665 tokens); a sampled padding id must segment (as a token
         with no bytes), not fail. ``model`` is a model, its config, a config's
         ``vocab_size`` as an int, or a name/path that ``transformers.AutoConfig`` reads
-        (locally); None or an unreadable one leaves the tokenizer's size.
+        (locally); None or an unreadable one leaves the tokenizer's size. The keywords
+        are :meth:`SASOptions.segmenter_options`.
         """
-        seg = cls.from_tokenizer(tok, think_end=think_end)
+        seg = cls.from_tokenizer(
+            tok, think_end=think_end, delimiter=delimiter, boundary_tokens=boundary_tokens
+        )
         rows = model_vocab_rows(model)
         if rows > seg.vocab_size:
-            seg = cls(seg.token_bytes, vocab_size=rows, think_end_ids=seg.think_end_ids)
+            seg = cls(
+                seg.token_bytes, vocab_size=rows, think_end_ids=seg.think_end_ids,
+                delimiter=seg.delimiter, boundary_ids=seg.boundary_ids,
+            )  # fmt: skip
         return seg
 
     @property
@@ -114,7 +128,8 @@ class StepSegmenter:
     def __repr__(self) -> str:
         return (
             f"StepSegmenter(entries={len(self.token_bytes)}, vocab_size={self.vocab_size}, "
-            f"think_end_ids={list(self.think_end_ids)})"
+            f"think_end_ids={list(self.think_end_ids)}, delimiter={self.delimiter!r}, "
+            f"boundary_ids={list(self.boundary_ids)})"
         )
 
     def _select_padded(
@@ -232,6 +247,25 @@ class StepSegmenter:
         )
         device = _torch_device(token_ids, logprobs, cu_seqlens, correct, action_mask)
         return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
+
+
+def _token_ids(token_bytes: Sequence[bytes], names: Any, arg: str) -> list[int]:
+    """The ids of the tokens whose text is one of ``names`` (a text or a list of them)."""
+    names = [names] if isinstance(names, str) else names
+    if names is None:
+        return []
+    if isinstance(names, bytes) or not hasattr(names, "__iter__"):
+        raise TypeError(f"{arg}: must be a token's text or a list of them, got {names!r}")
+    names = list(names)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"{arg}: must be a token's text or a list of them, got {names!r}")
+    ids = []
+    for name in names:
+        matches = [i for i, b in enumerate(token_bytes) if b == name.encode("utf-8")]
+        if not matches:
+            raise ValueError(f"{arg}: {name!r} is not a single token of this vocabulary")
+        ids.extend(matches)
+    return ids
 
 
 def _mask_or_none(action_mask: Any) -> np.ndarray | None:

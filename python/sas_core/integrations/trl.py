@@ -96,7 +96,7 @@ class SASGRPOTrainer(GRPOTrainer):
             )
         self.sas_options = self.args.sas_options()
         self.sas_segmenter = StepSegmenter.for_model(
-            _tokenizer_of(self.processing_class), self.model, think_end=self.args.think_end
+            _tokenizer_of(self.processing_class), self.model, **self.sas_options.segmenter_options()
         )
         self._sas_rewards_per_func: torch.Tensor | None = None
         self._sas_batches = 0

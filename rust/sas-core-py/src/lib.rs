@@ -16,6 +16,7 @@ use pyo3::types::PyBytes;
 use sas_core::masked::{sas_mask_packed_masked, segment_packed_masked};
 use sas_core::parallel::{default_threads, env_threads};
 use sas_core::select::sparing_nonfinite;
+use sas_core::vocab::{mark_boundaries, Delimiter};
 use sas_core::{sas_padded, Advantages, Spare, Written};
 use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
 
@@ -106,20 +107,25 @@ fn per_row_or_token<'a, F: numpy::Element>(
 #[pymethods]
 impl PyStepTable {
     #[new]
-    #[pyo3(signature = (token_bytes, vocab_size = None, think_end_ids = Vec::new()))]
+    #[pyo3(signature = (token_bytes, vocab_size = None, think_end_ids = Vec::new(),
+        delimiter = "blank_line", boundary_ids = Vec::new()))]
     fn new(
         token_bytes: &Bound<'_, PyAny>,
         vocab_size: Option<usize>,
         think_end_ids: Vec<i64>,
+        delimiter: &str,
+        boundary_ids: Vec<i64>,
     ) -> PyResult<Self> {
+        let delimiter = Delimiter::parse(delimiter).map_err(to_py)?;
         let mut classes = Vec::with_capacity(token_bytes.len().unwrap_or(0));
         for (i, item) in token_bytes.try_iter()?.enumerate() {
             let item = item?;
             let bytes = item
                 .cast::<PyBytes>()
                 .map_err(|_| type_error(&format!("token_bytes[{i}]"), "bytes"))?;
-            classes.push(TokenClass::of(bytes.as_bytes()));
+            classes.push(TokenClass::of_with(bytes.as_bytes(), delimiter));
         }
+        mark_boundaries(&mut classes, &boundary_ids).map_err(to_py)?;
         let table = StepTable::from_classes(classes, vocab_size, &think_end_ids).map_err(to_py)?;
         Ok(Self { table })
     }

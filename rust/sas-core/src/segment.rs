@@ -263,6 +263,43 @@ mod tests {
         out
     }
 
+    /// `line`: every newline ends a step; boundary tokens end one after them.
+    #[test]
+    fn line_delimiter_and_boundary_tokens() {
+        use crate::vocab::{mark_boundaries, Delimiter, TokenClass};
+        let tokens: [&[u8]; 6] = [b"x = 1", b"\n", b"y\nz", b"\r\n", b"<end>", b"w"];
+        let table = |delimiter, boundary: &[i64]| {
+            let mut classes: Vec<_> = tokens
+                .iter()
+                .map(|t| TokenClass::of_with(t, delimiter))
+                .collect();
+            mark_boundaries(&mut classes, boundary).unwrap();
+            StepTable::from_classes(classes, None, &[]).unwrap()
+        };
+        let steps = |t: &StepTable, ids: &[i64]| {
+            let mut out = vec![0; ids.len()];
+            segment_rollout(t, ids, &mut out, 0, one_turn).unwrap();
+            out
+        };
+        let ids = [0, 1, 2, 3, 5, 4, 5, 1, 5];
+        // blank lines only: none here, one step
+        assert_eq!(steps(&table(Delimiter::BlankLine, &[]), &ids), vec![0; 9]);
+        // a step per line: "x = 1\n" | "y\n" | "z\r\n" | "w<end>w\n" | "w"
+        let line = table(Delimiter::Line, &[]);
+        assert_eq!(steps(&line, &ids), vec![0, 0, 1, 2, 3, 3, 3, 3, 4]);
+        // "<end>" ends a step (a single newline does not)
+        let ends = table(Delimiter::BlankLine, &[4]);
+        assert_eq!(steps(&ends, &ids), vec![0, 0, 0, 0, 0, 0, 1, 1, 1]);
+        // with lines too; a newline right after "<end>" stays with its step
+        let both = table(Delimiter::Line, &[4]);
+        assert_eq!(steps(&both, &[0, 4, 1, 5, 4, 5]), vec![0, 0, 0, 1, 1, 2]);
+        let mut classes = vec![TokenClass::of(b"a")];
+        assert_eq!(
+            mark_boundaries(&mut classes, &[1]).unwrap_err().arg,
+            "boundary_ids"
+        );
+    }
+
     /// Turns: no newline run carries over a turn start, each turn opens a step, and
     /// each turn has its own reasoning region.
     #[test]

@@ -25,6 +25,44 @@ pub struct TokenClass {
     pub think_end: bool,
 }
 
+/// Where a step ends, besides the boundary tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delimiter {
+    /// After a run of two or more newlines (the paper's rule).
+    #[default]
+    BlankLine,
+    /// After any newline (a step per line, for code).
+    Line,
+}
+
+impl Delimiter {
+    /// ```
+    /// use sas_core::vocab::Delimiter;
+    /// assert_eq!(Delimiter::parse("line").unwrap(), Delimiter::Line);
+    /// assert_eq!(Delimiter::parse("para").unwrap_err().arg, "delimiter");
+    /// ```
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "blank_line" => Ok(Delimiter::BlankLine),
+            "line" => Ok(Delimiter::Line),
+            _ => Err(SasError::new(
+                "delimiter",
+                format!("must be one of 'blank_line', 'line', got {s:?}"),
+            )),
+        }
+    }
+
+    /// How much one newline counts towards the two that make a delimiter: with
+    /// [`Delimiter::Line`] each counts twice, so the segmenter's one rule (a run that
+    /// reaches two) ends a step at every newline.
+    fn weight(self) -> usize {
+        match self {
+            Delimiter::BlankLine => 1,
+            Delimiter::Line => 2,
+        }
+    }
+}
+
 impl TokenClass {
     /// Class of a token with no bytes (ids past the byte table, in a padded embedding).
     pub const EMPTY: TokenClass = TokenClass {
@@ -35,10 +73,18 @@ impl TokenClass {
         think_end: false,
     };
 
+    /// Class of a token's bytes under the paper's rule ([`Delimiter::BlankLine`]).
     pub fn of(bytes: &[u8]) -> TokenClass {
+        Self::of_with(bytes, Delimiter::BlankLine)
+    }
+
+    /// Class of a token's bytes: newline counts are weighted by the delimiter (see
+    /// [`Delimiter::weight`]), so one segmentation pass serves both rules.
+    pub fn of_with(bytes: &[u8], delimiter: Delimiter) -> TokenClass {
+        let w = delimiter.weight();
         let Some(first) = bytes.iter().position(|&b| b != b'\n') else {
             return TokenClass {
-                lead: saturate(bytes.len()),
+                lead: saturate(w * bytes.len()),
                 ..TokenClass::EMPTY
             };
         };
@@ -50,7 +96,7 @@ impl TokenClass {
             if b == b'\n' {
                 run += 1;
             } else {
-                if run >= 2 {
+                if w * run >= 2 {
                     inner = inner.saturating_add(1);
                 }
                 run = 0;
@@ -58,12 +104,39 @@ impl TokenClass {
         }
         TokenClass {
             mixed: true,
-            lead: saturate(first),
-            trail: saturate(bytes.len() - 1 - last),
+            lead: saturate(w * first),
+            trail: saturate(w * (bytes.len() - 1 - last)),
             inner,
             think_end: false,
         }
     }
+
+    /// The class of a boundary token: a step ends after it, as if a blank line followed
+    /// its bytes (newline-only tokens after it stay in its step, as after a delimiter).
+    pub fn ending_a_step(self) -> TokenClass {
+        if self.mixed {
+            TokenClass { trail: SAT, ..self }
+        } else {
+            TokenClass { lead: SAT, ..self }
+        }
+    }
+}
+
+/// Marks the boundary tokens `ids` of `classes` (see [`TokenClass::ending_a_step`]).
+pub fn mark_boundaries(classes: &mut [TokenClass], ids: &[i64]) -> Result<()> {
+    let n = classes.len();
+    for &id in ids {
+        match usize::try_from(id).ok().and_then(|i| classes.get_mut(i)) {
+            Some(c) => *c = c.ending_a_step(),
+            None => {
+                return Err(SasError::new(
+                    "boundary_ids",
+                    format!("id {id} is not in the byte table (0..{n})"),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn saturate(n: usize) -> u8 {

@@ -78,7 +78,7 @@ def _segmenter(maker: Any, options: OpenRLHFSASOptions) -> StepSegmenter:
         seg = StepSegmenter.for_model(
             maker.tokenizer,
             getattr(actor, "model_name_or_path", None),
-            think_end=options.think_end,
+            **options.segmenter_options(),
         )
         maker._sas_segmenter = seg
     return seg

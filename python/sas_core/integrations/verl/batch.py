@@ -72,10 +72,11 @@ class Inputs:
 INPUTS: contextvars.ContextVar[Inputs | None] = contextvars.ContextVar("sas_inputs", default=None)
 
 
-def bind(tokenizer: Any, model: Any = None, *, think_end: str | None = None) -> StepSegmenter:
+def bind(tokenizer: Any, model: Any = None, **segmenter_options: Any) -> StepSegmenter:
     """Builds the segmenter from the actor's tokenizer, sized to the model's embedding
-    rows (``model``: a model, config, row count or local path); the trainer does this."""
-    segmenter = StepSegmenter.for_model(tokenizer, model, think_end=think_end)
+    rows (``model``: a model, config, row count or local path), with the options'
+    ``segmenter_options()`` (``think_end``, ...); the trainer does this."""
+    segmenter = StepSegmenter.for_model(tokenizer, model, **segmenter_options)
     _RUN.__init__()  # a new run: its own call count and warnings
     _RUN.segmenter = segmenter
     return segmenter

@@ -150,7 +150,7 @@ def _wrap_legacy_init(original: Any) -> Any:
         if name_of(config.algorithm.adv_estimator) == ESTIMATOR:
             options = options_of(config.algorithm)  # fails at start
             model = config.actor_rollout_ref.model.get("path")
-            bind(tokenizer, local_model_path(model), think_end=options.think_end)
+            bind(tokenizer, local_model_path(model), **options.segmenter_options())
 
     return mark(__init__, original)
 

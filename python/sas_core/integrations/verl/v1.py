@@ -58,7 +58,7 @@ def _wrap_init_tokenizer(original: Any) -> Any:
         if _is_sas(self.config):
             options = sas_batch.options_of(self.config.algorithm)
             model = sas_batch.local_model_path(self.config.actor_rollout_ref.model.get("path"))
-            sas_batch.bind(self.tokenizer, model, think_end=options.think_end)
+            sas_batch.bind(self.tokenizer, model, **options.segmenter_options())
         return out
 
     return mark(_init_tokenizer, original)
