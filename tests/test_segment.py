@@ -253,7 +253,7 @@ def test_line_delimiter_and_boundary_tokens_by_hand():
     assert by_line.tolist() == [0, 0, 1, 2, 3, 3, 3, 3, 4]
     ends = sas_core.StepSegmenter(vocab, boundary_ids=[4]).segment(ids, cu)
     assert ends.tolist() == [0, 0, 0, 0, 0, 0, 1, 1, 1]
-    with pytest.raises(ValueError, match="^delimiter"):
+    with pytest.raises(ValueError, match=r"^delimiter"):
         sas_core.StepSegmenter(vocab, delimiter="paragraph")
-    with pytest.raises(ValueError, match="^boundary_ids"):
+    with pytest.raises(ValueError, match=r"^boundary_ids"):
         sas_core.StepSegmenter(vocab, boundary_ids=[6])
