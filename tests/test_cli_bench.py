@@ -33,7 +33,10 @@ def test_json_has_every_implementation_and_their_agreement():
     assert out["batch"]["rollouts"] == 12
     assert out["batch"]["reference_rollouts"] == bench.REFERENCE_ROLLOUTS
     assert 0 < out["batch"]["reference_tokens"] < out["batch"]["tokens"]
-    assert all(out["agreement"].values()) and len(out["agreement"]) == 5
+    assert all(out["agreement"].values()) and len(out["agreement"]) == 7
+    assert {"rust segment, line", "rust segment, boundaries"} <= set(out["agreement"])
+    by_rule = [r["implementation"] for r in out["results"] if r["task"] == "segment by rule"]
+    assert by_rule == ["pure Python, line", "rust line", "rust boundaries"]
     for task in ("segment", "segment + select"):
         rows = [r for r in out["results"] if r["task"] == task]
         names = [r["implementation"] for r in rows]
@@ -56,7 +59,7 @@ def test_table_is_readable():
     assert lines[1].startswith("timing: the fastest of >= 1 calls")
     assert lines[3].startswith("agreement: all implementations")
     body = [ln for ln in lines if ln.startswith(("segment ", "segment + select"))]
-    assert len(body) == 8
+    assert len(body) == 11
     assert max(map(len, lines)) <= 120  # not a 220-column pytest-benchmark table
 
 

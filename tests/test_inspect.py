@@ -94,3 +94,34 @@ def test_headless_browser_shows_the_steps_sas_zeroes(tmp_path, qwen, qwen_segmen
     assert any(z for _, _, z in parser.spans)  # something is marked
     # Response text is shown as text, never parsed as markup.
     assert "&lt;/script&gt; tricky" in dom and "&lt;b&gt;not html" in dom
+
+
+def test_turns_and_tokens_off_the_mask_are_shown_apart(tmp_path, qwen, qwen_segmenter):
+    """A two-turn rollout with a tool output between the turns (action_mask false): the
+    output is its own segment, in no step and never zeroed; the turns are counted and
+    each opens its own step, as the segmenter with the mask says."""
+    from sas_core.tools.inspect_page import InspectRollout, step_table
+
+    turn1, tool, turn2 = "Let me compute 3 + 4", " [tool] 7 ", "so the answer is 7."
+    parts = [qwen.encode(t) for t in (turn1, tool, turn2)]
+    ids = [t for p in parts for t in p]
+    mask = [True] * len(parts[0]) + [False] * len(parts[1]) + [True] * len(parts[2])
+    lps = (-np.linspace(0.1, 3.0, len(ids))).tolist()
+    rollout = InspectRollout(ids, lps, True, action_mask=mask)
+    (row,) = step_table([rollout], qwen_segmenter, ratio=0.5)
+    assert row["turns"] == 2
+    off = [s for s in row["steps"] if s["off_mask"]]
+    assert [s["text"] for s in off] == [tool] and off[0]["step"] == -1
+    assert not off[0]["zeroed"] and off[0]["turn"] == -1
+    on = [s for s in row["steps"] if not s["off_mask"]]
+    assert [(s["step"], s["turn"]) for s in on] == [(0, 0), (1, 1)]
+    assert [s["text"] for s in on] == [turn1, turn2]
+    assert [s["zeroed"] for s in on] == [False, True]  # the less confident turn, ratio 0.5
+    # through the command line, and a bad mask is one line naming it
+    path = tmp_path / "r.jsonl"
+    row = {"token_ids": ids, "logprobs": lps, "correct": True, "action_mask": mask}
+    path.write_text(json.dumps(row))
+    assert main(["inspect", str(path), "--out", str(tmp_path / "p.html")]) == 0
+    assert "off_mask" in (tmp_path / "p.html").read_text()
+    path.write_text(json.dumps({**row, "action_mask": "yes"}))
+    assert main(["inspect", str(path), "--out", str(tmp_path / "p.html")]) == 2

@@ -228,6 +228,11 @@ def _inspect(args: argparse.Namespace) -> int:
             raise ValueError(f"{where}: missing field {e}") from None
         except (TypeError, ValueError) as e:
             raise ValueError(f"{where}: {e}") from None
+        mask = row.get("action_mask")
+        if mask is not None and (
+            not isinstance(mask, list) or not all(isinstance(m, bool) or m in (0, 1) for m in mask)
+        ):
+            raise ValueError(f"{where}: action_mask: must be a list of true/false or 0/1")
         rollouts.append(
             InspectRollout(
                 ids,
@@ -236,6 +241,7 @@ def _inspect(args: argparse.Namespace) -> int:
                 row.get("reward"),
                 bool(row.get("truncated")),
                 str(row.get("label", "")),
+                None if mask is None else [bool(m) for m in mask],
             )
         )
     if verifier is not None:
@@ -387,7 +393,9 @@ def main(argv: list[str] | None = None) -> int:
 
     ins = sub.add_parser("inspect", help="rollouts as an HTML page of steps, SAS's zeroes marked")
     ins.add_argument(
-        "rollouts", help="JSONL: response or token_ids, logprobs, correct|reward|label"
+        "rollouts",
+        help="JSONL: response or token_ids, logprobs, correct|reward|label; optional "
+        "action_mask (false on tool output: shown apart, each run of true a turn)",
     )
     ins.add_argument("--tokenizer", default="qwen2", help="'qwen2' or a local HF tokenizer dir")
     defaults = SASOptions()

@@ -2,7 +2,9 @@
 
 One batch shaped like the paper's training step (``rollouts`` responses of up to 4,096
 tokens of DeepScaleR's Qwen2 vocabulary, a blank-line step every 40-80 tokens), four
-implementations of the same contract:
+implementations of the same contract (and, on 1 thread, the Rust segmenter under the
+other step rules, ``delimiter="line"`` and boundary tokens: rows "rust line" and "rust
+boundaries", to read beside the default's "rust, 1 thread"):
 
 - the pure-Python reference (``sas_core.reference``, the tests' oracle), timed on the
   first ``REFERENCE_ROLLOUTS`` rollouts (it is slow) and compared per token;
@@ -109,6 +111,29 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
             token_bytes, ids, cu, vocab_size=QWEN2_EMBEDDING_ROWS, think_end_ids=think_end
         )
 
+    # The other step rules (README, multi-turn and code rollouts): a step per line, and
+    # blank lines plus boundary tokens (Qwen2's end-of-turn and end-of-tool-call tokens).
+    ends = [i for i, b in enumerate(token_bytes) if b in (b"<|im_end|>", b"</tool_call>")]
+    rules = {
+        "line": {"delimiter": "line"},
+        "boundaries": {"boundary_ids": ends},
+    }
+    by_rule = {
+        rule: sas_core.StepSegmenter(
+            token_bytes, vocab_size=QWEN2_EMBEDDING_ROWS, think_end_ids=think_end, **kw
+        )
+        for rule, kw in rules.items()
+    }
+
+    def py_segment_rule(rule):
+        return reference.segment(
+            token_bytes, ids, cu, vocab_size=QWEN2_EMBEDDING_ROWS, think_end_ids=think_end,
+            **rules[rule],
+        )  # fmt: skip
+
+    def rs_segment_rule(rule, threads=1, x=w):
+        return by_rule[rule].segment(x.token_ids, x.cu_seqlens, num_threads=threads)
+
     def py_select():
         return reference.keep_mask(py_segment(), lps, cu, correct)
 
@@ -133,6 +158,11 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
         "numpy select": np_select(small).tolist() == want_keep,
         "rust segment": rs_segment(1, small).tolist() == want_steps,
         "rust select": rs_select(1, small).tolist() == want_keep,
+        **{
+            f"rust segment, {rule}": rs_segment_rule(rule, 1, small).tolist()
+            == py_segment_rule(rule)
+            for rule in rules
+        },
         "numpy = rust, whole batch": bool(
             np.array_equal(np_segment(), rs_segment(None))
             and np.array_equal(np_select(), rs_select(None))
@@ -161,6 +191,16 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
                 ("numpy", w.n_tokens, np_select),
                 ("rust, 1 thread", w.n_tokens, lambda: rs_select(1)),
                 (f"rust, {threads} threads", w.n_tokens, lambda: rs_select(None)),
+            ],
+        ),
+        (
+            "segment by rule",
+            [
+                ("pure Python, line", small.n_tokens, lambda: py_segment_rule("line")),
+                *(
+                    (f"rust {rule}", w.n_tokens, lambda r=rule: rs_segment_rule(r))
+                    for rule in rules
+                ),
             ],
         ),
     ):
