@@ -113,7 +113,7 @@ def test_rust_boundary_reads_the_options_object_and_parses_its_strings(name, val
 
 def test_the_stub_takes_its_literal_types_from_the_options_module():
     stub = (Path(sas_core.__file__).with_name("_core.pyi")).read_text()
-    assert "from sas_core.options import Granularity, Mode, SelectionRule" in stub
+    assert "from sas_core.options import Delimiter, Granularity, Mode, SelectionRule" in stub
     assert "Literal[" not in stub  # written once, in sas_core.options
     for call in ("def sas_mask(", "def sas_padded(", "def keep_mask("):
         signature = stub[stub.index(call) : stub.index(")", stub.index(call))]
