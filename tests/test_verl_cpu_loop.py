@@ -34,14 +34,18 @@ import loop  # noqa: E402
 # server reports log-probs lowered by seeded per-token noise, so that rollout and old
 # log-probs rank steps differently and the test can tell which one SAS used.
 V1_SAS = {"logprobs": "rollout", "shield": "truncated"}
-# name: (estimator, V1 trainer, sas options, entry-point plugins on, skewed rollout log-probs)
+# name: (estimator, V1 trainer, sas options, entry-point plugins on, skewed rollout
+# log-probs, the two-turn agent loop of tests/verl_cpu/two_turn_agent.py)
 RUNS = {
-    "legacy-grpo": ("grpo", False, {}, True, False),
-    "legacy-grpo-no-plugins": ("grpo", False, {}, False, False),
-    "legacy-sas": ("sas", False, {}, True, False),
-    "v1-grpo": ("grpo", True, {}, True, False),
-    "v1-sas": ("sas", True, V1_SAS, True, True),
+    "legacy-grpo": ("grpo", False, {}, True, False, False),
+    "legacy-grpo-no-plugins": ("grpo", False, {}, False, False, False),
+    "legacy-sas": ("sas", False, {}, True, False, False),
+    "v1-grpo": ("grpo", True, {}, True, False, False),
+    "v1-sas": ("sas", True, V1_SAS, True, True, False),
+    "legacy-sas-two-turn": ("sas", False, {}, True, False, True),
+    "v1-sas-two-turn": ("sas", True, {}, True, False, True),
 }
+TWO_TURN = "actor_rollout_ref.rollout.agent.default_agent_loop=sas_two_turn_agent"
 
 
 @pytest.fixture(scope="session")
@@ -56,8 +60,9 @@ def runs(tmp_path_factory, fixture_dir):
 
     def get(name: str) -> loop.Run:
         if name not in done:
-            estimator, v1, sas, plugins, skew = RUNS[name]
+            estimator, v1, sas, plugins, skew, two_turn = RUNS[name]
             extra = [f"+algorithm.sas.{k}={v}" for k, v in sas.items()]
+            extra += [TWO_TURN] if two_turn else []
             workdir = tmp_path_factory.mktemp(name)
             result = loop.run(
                 fixture_dir,
@@ -67,6 +72,7 @@ def runs(tmp_path_factory, fixture_dir):
                 extra=extra,
                 plugins=plugins,
                 skew=skew,
+                modules=("two_turn_agent",) if two_turn else (),
             )
             if result.returncode != 0:
                 pytest.fail(f"main_ppo {name} exited {result.returncode}:\n{result.log[-6000:]}")
@@ -251,3 +257,44 @@ def test_grpo_unchanged_with_sas_core_plugin_disabled(runs):
                 strict=True,
             ):
                 assert torch.equal(x, y)
+
+
+def _one_text_keep(batch: dict, token_bytes) -> torch.Tensor:
+    """The keep mask of the reading before turns: each row's masked tokens as one text."""
+    mask = _mask(batch)
+    ids, lps = _rows(batch, "responses"), _rows(batch, "old_log_probs").float()
+    keep = torch.ones(mask.shape, dtype=torch.bool)
+    correct = (_scores(batch) > 0.5).tolist()
+    for i in range(mask.shape[0]):
+        flat_ids = ids[i][mask[i]].tolist()
+        steps = reference.segment(token_bytes, flat_ids, [0, len(flat_ids)])
+        row = reference.keep_mask(
+            steps, lps[i][mask[i]].double().tolist(), [0, len(flat_ids)], [correct[i]]
+        )
+        keep[i, mask[i]] = torch.tensor(row, dtype=torch.bool)
+    return keep
+
+
+@pytest.mark.parametrize("name", ["legacy-sas-two-turn", "v1-sas-two-turn"])
+def test_two_turn_agent_loop_advantages_equal_the_turn_aware_reference(runs, token_bytes, name):
+    """verl's loop with an agent loop registered through verl's ``register``: a model
+    turn, a fixed observation (``response_mask`` 0, no blank line at either seam), a
+    second model turn. At the actor's update the advantages equal the turn-aware
+    reference in every rollout; the observation's tokens carry no advantage; and the
+    one-text reading (a step across the observation) would differ in some rollouts."""
+    run = runs(name)
+    assert len(run.captures) == loop.STEPS
+    differs = 0
+    for call, batch in enumerate(run.captures):
+        mask = _mask(batch)
+        # every rollout has a hole: the observation between its two turns
+        starts = (mask[:, 1:] & ~mask[:, :-1]).sum(-1)
+        assert (starts >= 1).all(), starts
+        expected, keep = _expected_sas(batch, token_bytes, call)
+        torch.testing.assert_close(_advantages(batch), expected, rtol=1e-5, atol=1e-5)
+        real = torch.arange(mask.shape[1])[None, :] < mask.cumsum(-1).argmax(-1)[:, None]
+        observation = real & ~mask
+        assert (_rows(batch, "advantages")[observation] == 0).all()
+        one_text = _one_text_keep(batch, token_bytes)
+        differs += int((one_text != keep).any(-1).sum())
+    assert differs > 0

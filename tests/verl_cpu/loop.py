@@ -114,12 +114,17 @@ def overrides(fx: Fixture, estimator: str, *, v1: bool, workdir: Path, steps: in
 
 
 def environment(
-    *, capture: Path | None = None, plugins: bool = True, skew: bool = False
+    *,
+    capture: Path | None = None,
+    plugins: bool = True,
+    skew: bool = False,
+    modules: tuple[str, ...] = (),
 ) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         VERL_PLATFORM="cpu",
-        VERL_USE_EXTERNAL_MODULES="verl_cpu_harness",
+        # more test modules of this folder (e.g. an agent loop) load the same way
+        VERL_USE_EXTERNAL_MODULES=",".join(["verl_cpu_harness", *modules]),
         # verl's FSDP engine is registered for cuda and npu; it runs on the CPU as is
         VERL_ENGINE_DEVICE="cuda",
         PYTHONPATH=os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")])),
@@ -168,6 +173,7 @@ def run(
     extra: list[str] = (),
     plugins: bool = True,
     skew: bool = False,
+    modules: tuple[str, ...] = (),
     timeout: float = 480,
     python: str = sys.executable,
 ) -> Run:
@@ -181,7 +187,7 @@ def run(
     started = time.monotonic()
     proc = subprocess.run(
         cmd,
-        env=environment(capture=capture, plugins=plugins, skew=skew),
+        env=environment(capture=capture, plugins=plugins, skew=skew, modules=modules),
         cwd=workdir,
         capture_output=True,
         text=True,
