@@ -73,6 +73,7 @@ def runs(tmp_path_factory, fixture_dir):
                 plugins=plugins,
                 skew=skew,
                 modules=("two_turn_agent",) if two_turn else (),
+                reward="response_parity" if two_turn else "compute_score",
             )
             if result.returncode != 0:
                 pytest.fail(f"main_ppo {name} exited {result.returncode}:\n{result.log[-6000:]}")
@@ -279,9 +280,10 @@ def _one_text_keep(batch: dict, token_bytes) -> torch.Tensor:
 def test_two_turn_agent_loop_advantages_equal_the_turn_aware_reference(runs, token_bytes, name):
     """verl's loop with an agent loop registered through verl's ``register``: a model
     turn, a fixed observation (``response_mask`` 0, no blank line at either seam), a
-    second model turn. At the actor's update the advantages equal the turn-aware
-    reference in every rollout; the observation's tokens carry no advantage; and the
-    one-text reading (a step across the observation) would differ in some rollouts."""
+    second model turn (a stand-in verifier: the response's length parity, for a mix of
+    rewards). At the actor's update the advantages equal the turn-aware reference in
+    every rollout; the observation's tokens carry no advantage; and the one-text reading
+    (a step across the observation) would have given other advantages in some rollouts."""
     run = runs(name)
     assert len(run.captures) == loop.STEPS
     differs = 0
@@ -290,11 +292,13 @@ def test_two_turn_agent_loop_advantages_equal_the_turn_aware_reference(runs, tok
         # every rollout has a hole: the observation between its two turns
         starts = (mask[:, 1:] & ~mask[:, :-1]).sum(-1)
         assert (starts >= 1).all(), starts
-        expected, keep = _expected_sas(batch, token_bytes, call)
+        expected, _ = _expected_sas(batch, token_bytes, call)
         torch.testing.assert_close(_advantages(batch), expected, rtol=1e-5, atol=1e-5)
         real = torch.arange(mask.shape[1])[None, :] < mask.cumsum(-1).argmax(-1)[:, None]
         observation = real & ~mask
         assert (_rows(batch, "advantages")[observation] == 0).all()
-        one_text = _one_text_keep(batch, token_bytes)
-        differs += int((one_text != keep).any(-1).sum())
+        # where the one-text reading would give the actor other advantages
+        grpo = _grpo_tokens(batch)
+        one_text = torch.where(_one_text_keep(batch, token_bytes) & mask, grpo, 0.0)
+        differs += int((~torch.isclose(one_text, expected, atol=1e-5)).any(-1).sum())
     assert differs > 0

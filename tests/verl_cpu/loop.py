@@ -64,7 +64,15 @@ def prepare(root: Path) -> Fixture:
     return Fixture(root / "model", root / "tokenizer", train, val)
 
 
-def overrides(fx: Fixture, estimator: str, *, v1: bool, workdir: Path, steps: int = STEPS):
+def overrides(
+    fx: Fixture,
+    estimator: str,
+    *,
+    v1: bool,
+    workdir: Path,
+    steps: int = STEPS,
+    reward: str = "compute_score",
+):
     """verl's Hydra overrides for a CPU run of ``steps`` steps."""
     return [
         f"algorithm.adv_estimator={estimator}",
@@ -95,7 +103,7 @@ def overrides(fx: Fixture, estimator: str, *, v1: bool, workdir: Path, steps: in
         "actor_rollout_ref.rollout.agent.num_workers=1",
         "reward.num_workers=1",
         f"reward.custom_reward_function.path={HERE / 'reward.py'}",
-        "reward.custom_reward_function.name=compute_score",
+        f"reward.custom_reward_function.name={reward}",
         "transfer_queue.backend.SimpleStorage.num_data_storage_units=1",
         "trainer.n_gpus_per_node=1",
         "trainer.nnodes=1",
@@ -174,6 +182,7 @@ def run(
     plugins: bool = True,
     skew: bool = False,
     modules: tuple[str, ...] = (),
+    reward: str = "compute_score",
     timeout: float = 480,
     python: str = sys.executable,
 ) -> Run:
@@ -183,7 +192,7 @@ def run(
     capture = workdir / "updates"
     capture.mkdir(parents=True, exist_ok=True)
     cmd = [python, "-m", "verl.trainer.main_ppo"]
-    cmd += overrides(fx, estimator, v1=v1, workdir=workdir) + list(extra)
+    cmd += overrides(fx, estimator, v1=v1, workdir=workdir, reward=reward) + list(extra)
     started = time.monotonic()
     proc = subprocess.run(
         cmd,

@@ -30,6 +30,7 @@ class TwoTurnAgentLoop(AgentLoopBase):
         ids: list[int] = []
         mask: list[int] = []
         logprobs: list[float] = []
+        outputs = []
         for turn, budget in enumerate((FIRST_TURN, limit - FIRST_TURN - len(observation))):
             if turn:
                 ids += observation
@@ -40,6 +41,7 @@ class TwoTurnAgentLoop(AgentLoopBase):
                 prompt_ids=prompt_ids + ids,
                 sampling_params={**sampling_params, "max_tokens": budget},
             )
+            outputs.append(out)
             ids += out.token_ids
             mask += [1] * len(out.token_ids)
             logprobs += list(out.log_probs or [0.0] * len(out.token_ids))
@@ -50,5 +52,11 @@ class TwoTurnAgentLoop(AgentLoopBase):
             response_logprobs=logprobs[:limit],
             num_turns=4,
             metrics={"num_preempted": -1},
-            extra_fields={"turn_scores": [], "tool_rewards": []},
+            # the weight versions the session spans (V1 reads them), as one turn reports
+            extra_fields={
+                **outputs[0].extra_fields,
+                "max_global_steps": outputs[-1].extra_fields.get("max_global_steps"),
+                "turn_scores": [],
+                "tool_rewards": [],
+            },
         )
