@@ -8,7 +8,7 @@ use crate::confidence::LogProb;
 use crate::error::Result;
 use crate::options::SelectOptions;
 use crate::packed::Packed;
-use crate::padded::{select_row, Cells};
+use crate::padded::{opens_turn, select_row, Cells};
 use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
@@ -52,7 +52,7 @@ pub fn segment_packed_masked<I: TokenId>(
             let mut turn_steps = std::mem::take(&mut s.steps);
             turn_steps.clear();
             turn_steps.resize(gathered.len(), -1);
-            let turn_start = |j: usize| j > 0 && pos[j] != pos[j - 1] + 1;
+            let turn_start = |j: usize| opens_turn(&pos, j);
             let n = segment_rollout(table, &gathered, &mut turn_steps, r.start, turn_start);
             for (&p, &step) in pos.iter().zip(&turn_steps) {
                 out[p as usize] = step;

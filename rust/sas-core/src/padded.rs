@@ -285,6 +285,13 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
     })
 }
 
+/// Whether gathered token `j` opens a turn, `pos` holding the gathered tokens' columns:
+/// a gap in the mask (tool output, an observation) ends a turn, and turns are segmented
+/// on their own, so no step spans a gap.
+pub(crate) fn opens_turn(pos: &[u32], j: usize) -> bool {
+    j > 0 && pos[j] != pos[j - 1] + 1
+}
+
 /// One rollout's cells: a padded row, or a packed rollout with an action mask.
 pub(crate) struct Cells<'a, I, L> {
     pub ids: &'a [I],
@@ -343,9 +350,7 @@ pub(crate) fn select_row<I: TokenId, L: LogProb>(
         }
     }
     let correct = cells.correct;
-    // A gap in the mask (tool output, an observation) ends a turn: turns are segmented
-    // on their own, so no step spans a gap.
-    let turn_start = |j: usize| j > 0 && pos[j] != pos[j - 1] + 1;
+    let turn_start = |j: usize| opens_turn(&pos, j);
     let result = if opts.granularity == Granularity::Step {
         select_runs(table, &ids, turn_start, &lps, correct, b, 0, opts, s).map(|(n, k)| {
             s.chosen.clear();
