@@ -144,6 +144,26 @@ def _ref_padded(response_ids, logprobs, action_mask, correct, ratio=0.3):
     return keep
 
 
+# A packed action mask with a hole in rollout 0 (two turns) and one at the end of rollout 1.
+MASK = [1, 1, 0, 1, 1, 1, 1, 0]
+
+
+def _ref_masked_steps(token_ids, cu_seqlens, action_mask=None):
+    """Step ids with an action mask: off the mask -1, each run of the mask a turn."""
+    if action_mask is None:
+        return _steps(token_ids, cu_seqlens)
+    if len(action_mask) != len(token_ids) or any(m not in (0, 1) for m in action_mask):
+        raise ValueError("action_mask")
+    out = [-1] * len(token_ids)
+    for lo, hi in zip(cu_seqlens[:-1], cu_seqlens[1:]):
+        on = [p for p in range(lo, hi) if action_mask[p]]
+        starts = [k for k in range(1, len(on)) if on[k] != on[k - 1] + 1]
+        ids = [token_ids[p] for p in on]
+        for p, step in zip(on, reference.segment(VOCAB, ids, [0, len(on)], turn_starts=starts)):
+            out[p] = step
+    return out
+
+
 def _padded(x: list) -> np.ndarray:
     return np.asarray(x).reshape(2, 4)
 
@@ -273,6 +293,37 @@ CALLS = [
             "correct": np.array(CORRECT),
         },
         ("ratio",),
+    ),
+    Call(
+        "StepSegmenter.segment[action_mask]",
+        lambda **a: SEG.segment(**a),
+        _ref_masked_steps,
+        {
+            "token_ids": np.array(IDS),
+            "cu_seqlens": np.array(CU),
+            "action_mask": np.array(MASK, bool),
+        },
+        optional=("action_mask",),
+    ),
+    Call(
+        "StepSegmenter.select_steps[action_mask]",
+        lambda ratio=0.3, **a: SEG.select_steps(**a, ratio=ratio).keep,
+        lambda token_ids, logprobs, cu_seqlens, correct, action_mask=None, ratio=0.3: _ref_keep(
+            _ref_masked_steps(token_ids, cu_seqlens, action_mask),
+            logprobs,
+            cu_seqlens,
+            correct,
+            ratio,
+        ),
+        {
+            "token_ids": np.array(IDS),
+            "logprobs": np.array(LPS),
+            "cu_seqlens": np.array(CU),
+            "correct": np.array(CORRECT),
+            "action_mask": np.array(MASK, bool),
+        },
+        ("ratio",),
+        optional=("action_mask",),
     ),
     Call(
         "step_confidences",

@@ -272,7 +272,10 @@ def _mask_or_none(action_mask: Any) -> np.ndarray | None:
     """A packed (N,) action mask as bools (0/1 integers and floats accepted), or None."""
     if action_mask is None:
         return None
-    return _arrays.mask_array(action_mask, "action_mask")
+    mask = _arrays.mask_array(action_mask, "action_mask")
+    if mask.ndim != 1:
+        raise ValueError(f"action_mask: must be 1-D (N,), one flag per token, got {mask.shape}")
+    return mask
 
 
 def model_vocab_rows(model: Any) -> int:
