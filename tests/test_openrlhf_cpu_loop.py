@@ -55,11 +55,12 @@ def _load(name: str):
 loop = _load("loop")
 
 RATIO = ["--algo.advantage.sas.ratio", "0.5"]
-ROLLOUT_TRUNCATED = [
+ROLLOUT = [
     "--algo.advantage.sas.logprobs", "rollout",
     "--algo.advantage.is_correction_level", "token",
-    "--algo.advantage.sas.shield", "truncated",
 ]  # fmt: skip
+ROLLOUT_TRUNCATED = [*ROLLOUT, "--algo.advantage.sas.shield", "truncated"]
+AGENT = ["--train.agent_func_path", str(HARNESS / "two_turn_agent.py")]
 KL = 0.05
 # name: loop.run keyword arguments. ``skew``: the engine reports its log-probs lowered by
 # seeded per-token noise, so that ranking by them differs from ranking by the actor's.
@@ -69,8 +70,12 @@ RUNS = {
     "sas-rollout-truncated": dict(estimator="sas", extra=RATIO + ROLLOUT_TRUNCATED, skew=True),
     "sas-kl": dict(estimator="sas", extra=RATIO, kl=KL),
     "sas-2-ranks": dict(estimator="sas", extra=RATIO, ranks=2),
+    # agent mode: a model turn, an observation off the mask, a second model turn
+    "sas-agent": dict(estimator="sas", extra=RATIO + AGENT),
+    "sas-agent-rollout": dict(estimator="sas", extra=RATIO + AGENT + ROLLOUT, skew=True),
 }
-SAS_RUNS = ["sas", "sas-rollout-truncated", "sas-kl", "sas-2-ranks"]
+AGENT_RUNS = ["sas-agent", "sas-agent-rollout"]
+SAS_RUNS = ["sas", "sas-rollout-truncated", "sas-kl", "sas-2-ranks", *AGENT_RUNS]
 
 
 @pytest.fixture(scope="session")
@@ -277,3 +282,47 @@ def test_sas_comes_from_the_start_up_hook(model_dir, tmp_path):
     )
     assert done.returncode == 2
     assert "--advantage_estimator" in done.stderr.splitlines()[-1]
+
+
+def _filled(mask: torch.Tensor) -> torch.Tensor:
+    """The mask with each row's holes filled: the rollout read as one text, the
+    observation inside it."""
+    seen = mask.bool().cumsum(-1)
+    return (seen > 0) & (seen < seen[:, -1:]) | mask.bool()
+
+
+@pytest.mark.parametrize("name", AGENT_RUNS)
+def test_agent_mode_steps_respect_turns(runs, token_bytes, name):
+    """OpenRLHF's agent mode (``--train.agent_func_path``, its ``MultiTurnAgentExecutor``):
+    every rollout is two model turns around an observation that ``action_ranges`` leave
+    off ``action_mask``. sas-core's segmentation of the captured experience puts no
+    off-mask token in a step and no step in two turns; the advantages (checked against
+    the turn-aware reference above) differ from the one-text reading, which would rank
+    a step across the observation; with ``logprobs rollout``, the observation's
+    log-probs are OpenRLHF's 0.0 placeholders and do not count."""
+    from sas_core import StepSegmenter
+
+    run = runs(name)
+    options = _options(name)
+    segmenter = StepSegmenter(token_bytes)
+    differs = 0
+    for update in run.updates:
+        mask = update["action_mask"].bool()
+        holes = _filled(mask) & ~mask
+        assert ((mask[:, 1:] & ~mask[:, :-1]).sum(-1) == 2).all(), "two turns per rollout"
+        assert holes.any(-1).all()
+        ids = update["sequences"][:, 1:]
+        cu = torch.arange(0, ids.numel() + 1, ids.shape[1])
+        steps = torch.as_tensor(segmenter.segment(ids.flatten(), cu, action_mask=mask.flatten()))
+        steps = steps.reshape(mask.shape)
+        assert (steps[~mask] == -1).all() and (steps[mask] >= 0).all()
+        turn = mask.logical_not().cumsum(-1)  # constant within a turn
+        for r in range(mask.shape[0]):
+            for s in steps[r][mask[r]].unique().tolist():
+                assert turn[r][steps[r] == s].unique().numel() == 1, (r, s)
+        if options.logprobs == "rollout":
+            assert (update["rollout_log_probs"][holes] == 0.0).all()
+        one_text = _keep({**update, "action_mask": _filled(mask).long()}, options, token_bytes)
+        keep = _keep(update, options, token_bytes)
+        differs += sum(int((one_text[r] != keep[r])[mask[r]].any()) for r in range(len(mask)))
+    assert differs > 0

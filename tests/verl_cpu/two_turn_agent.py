@@ -16,7 +16,7 @@ from uuid import uuid4
 from verl.experimental.agent_loop.agent_loop import AgentLoopBase, AgentLoopOutput, register
 
 NAME = "sas_two_turn_agent"
-OBSERVATION = " ok 42 "
+OBSERVATION = " note 42 "
 # The first turn's share of the response window; the observation and turn 2 take the rest.
 FIRST_TURN = 24
 
