@@ -64,6 +64,14 @@ pub fn slice<'a, T: numpy::Element>(
     a.as_slice().map_err(|_| not_contiguous(name))
 }
 
+/// 1-D data of an optional argument (`action_mask`, `spare`, ...).
+pub fn opt<'a, T: numpy::Element>(
+    a: &'a Option<PyReadonlyArray1<'_, T>>,
+    name: &str,
+) -> PyResult<Option<&'a [T]>> {
+    a.as_ref().map(|a| slice(a, name)).transpose()
+}
+
 /// Runs `$body` with `$i` bound to the data of the token-id argument (named `$name`)
 /// and, in the two-array form, `$l` to the log-probs' data: one arm per dtype (pair),
 /// since the core functions are generic over both.

@@ -1,26 +1,24 @@
 //! `sas_core._core`: thin PyO3 bindings of the `sas-core` crate.
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for C-contiguous numpy
-//! arrays of the supported dtypes, option strings parsed into the core's enums) and maps
-//! core errors through `error.rs`. The kernels over token arrays release the GIL while
-//! they compute; the GRPO helper (one pass over B rewards), the text segmenter (it reads
-//! a Python string) and the scalar helpers keep it. Casts and defaults live in Python.
+//! arrays of the supported dtypes, option strings parsed into the core's enums), calls
+//! one core function and maps its errors through `error.rs`. The kernels over token
+//! arrays release the GIL while they compute; the GRPO helper (one pass over B rewards),
+//! the text segmenter (it reads a Python string) and the scalar helpers keep it.
 
 mod args;
 mod error;
 
-use numpy::PyUntypedArrayMethods;
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
+use numpy::{PyReadwriteArrayDyn as Out, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::masked::{sas_mask_packed_masked, segment_packed_masked};
 use sas_core::parallel::{default_threads, env_threads};
-use sas_core::select::sparing_nonfinite;
-use sas_core::vocab::{mark_boundaries, Delimiter};
-use sas_core::{sas_padded, Advantages, Spare, Written};
-use sas_core::{Packed, Padded, Selected, StepTable, TokenClass};
+use sas_core::{select, vocab::Delimiter, Advantages, Packed, Padded, Selected, Spare};
+use sas_core::{StepTable, Written};
 
-use args::{data, dispatch, extract, slice, FloatsOut, Ids, LogProbs, OptionsArg};
+use args::{data, dispatch, extract, opt, slice, FloatsOut, Ids, LogProbs, OptionsArg};
 use error::{not_contiguous, to_py, type_error};
 
 const IDS: &str = "a numpy array of int32 or int64";
@@ -31,13 +29,14 @@ type Array<'py, T> = Bound<'py, PyArray1<T>>;
 type MaskOut<'py> = (Array<'py, bool>, Array<'py, u32>, Array<'py, u32>);
 /// (keep (B, A), units, selected units, zeroed and response tokens, non-finite flag).
 type PaddedOut<'py> = (
-    Bound<'py, PyArray2<bool>>,
-    Array<'py, u32>,
-    Array<'py, u32>,
-    Array<'py, u32>,
-    Array<'py, u32>,
+    Bound<'py, numpy::PyArray2<bool>>,
+    U32s<'py>,
+    U32s<'py>,
+    U32s<'py>,
+    U32s<'py>,
     Array<'py, bool>,
 );
+type U32s<'py> = Array<'py, u32>;
 
 fn threads(num_threads: Option<usize>) -> usize {
     // The wrappers reject more than MAX_THREADS; the pool caps at it as well.
@@ -49,41 +48,32 @@ fn array<T: numpy::Element>(py: Python<'_>, v: Vec<T>) -> Array<'_, T> {
 }
 
 fn mask_out(py: Python<'_>, sel: Selected) -> MaskOut<'_> {
-    (
-        array(py, sel.keep),
-        array(py, sel.n_units),
-        array(py, sel.n_selected),
-    )
+    let (n_units, n_selected) = (array(py, sel.n_units), array(py, sel.n_selected));
+    (array(py, sel.keep), n_units, n_selected)
 }
 
-/// Byte table of one tokenizer (see `_core.pyi`).
-#[pyclass(frozen, name = "StepTable", module = "sas_core._core")]
-struct PyStepTable {
-    table: StepTable,
-}
-
-/// The C-order data of the output (rust-numpy's `as_slice_mut` also takes Fortran order).
-fn out_slice<'a, F: numpy::Element>(
-    o: &'a mut numpy::PyReadwriteArrayDyn<'_, F>,
-) -> PyResult<&'a mut [F]> {
-    if !o.is_c_contiguous() {
-        return Err(not_contiguous("out"));
+/// What a padded call writes: `advantages` ((B,) one per row, (B, A) one per token) and
+/// `out` (C-order (B, A)) of one float dtype, or neither.
+fn written<'a>(adv: &'a Option<LogProbs>, out: &'a mut Option<FloatsOut>) -> PyResult<Written<'a>> {
+    fn pair<'a, F: numpy::Element>(
+        a: &'a PyReadonlyArrayDyn<'_, F>,
+        o: &'a mut Out<'_, F>,
+    ) -> PyResult<(Advantages<'a, F>, &'a mut [F])> {
+        let adv = match a.ndim() {
+            1 => Advantages::PerRow(data(a, "advantages", 1)?),
+            _ => Advantages::PerToken(data(a, "advantages", 2)?),
+        };
+        let c_order = o.is_c_contiguous();
+        let out = o.as_slice_mut().ok().filter(|_| c_order);
+        Ok((adv, out.ok_or_else(|| not_contiguous("out"))?))
     }
-    o.as_slice_mut().map_err(|_| not_contiguous("out"))
-}
-
-/// What a padded call writes: `advantages` and `out` of one float dtype, or neither.
-fn written<'a>(
-    adv: &'a Option<LogProbs<'_>>,
-    out: &'a mut Option<FloatsOut<'_>>,
-) -> PyResult<Written<'a>> {
     Ok(match (adv, out) {
         (None, None) => Written::None,
         (Some(LogProbs::F32(a)), Some(FloatsOut::F32(o))) => {
-            Written::F32(per_row_or_token(a)?, out_slice(o)?)
+            pair(a, o).map(|(a, o)| Written::F32(a, o))?
         }
         (Some(LogProbs::F64(a)), Some(FloatsOut::F64(o))) => {
-            Written::F64(per_row_or_token(a)?, out_slice(o)?)
+            pair(a, o).map(|(a, o)| Written::F64(a, o))?
         }
         _ => {
             return Err(type_error(
@@ -94,14 +84,10 @@ fn written<'a>(
     })
 }
 
-/// (B,) advantages are one per row, (B, A) one per token.
-fn per_row_or_token<'a, F: numpy::Element>(
-    a: &'a numpy::PyReadonlyArrayDyn<'_, F>,
-) -> PyResult<Advantages<'a, F>> {
-    Ok(match a.ndim() {
-        1 => Advantages::PerRow(data(a, "advantages", 1)?),
-        _ => Advantages::PerToken(data(a, "advantages", 2)?),
-    })
+/// Byte table of one tokenizer (see `_core.pyi`).
+#[pyclass(frozen, name = "StepTable", module = "sas_core._core")]
+struct PyStepTable {
+    table: StepTable,
 }
 
 #[pymethods]
@@ -117,17 +103,16 @@ impl PyStepTable {
         boundary_ids: Vec<i64>,
     ) -> PyResult<Self> {
         let delimiter = Delimiter::parse(delimiter).map_err(to_py)?;
-        let mut classes = Vec::with_capacity(token_bytes.len().unwrap_or(0));
-        for (i, item) in token_bytes.try_iter()?.enumerate() {
-            let item = item?;
-            let bytes = item
-                .cast::<PyBytes>()
-                .map_err(|_| type_error(&format!("token_bytes[{i}]"), "bytes"))?;
-            classes.push(TokenClass::of_with(bytes.as_bytes(), delimiter));
-        }
-        mark_boundaries(&mut classes, &boundary_ids).map_err(to_py)?;
-        let table = StepTable::from_classes(classes, vocab_size, &think_end_ids).map_err(to_py)?;
-        Ok(Self { table })
+        let not_bytes = |i| type_error(&format!("token_bytes[{i}]"), "bytes");
+        let tokens = (token_bytes.try_iter()?.enumerate())
+            .map(|(i, t)| t?.cast_into::<PyBytes>().map_err(|_| not_bytes(i)))
+            .collect::<PyResult<Vec<_>>>()?;
+        let bytes: Vec<&[u8]> = tokens.iter().map(|t| t.as_bytes()).collect();
+        let (ends, boundaries) = (&think_end_ids, &boundary_ids);
+        let table = StepTable::from_bytes_with(&bytes, delimiter, boundaries, vocab_size, ends);
+        Ok(Self {
+            table: table.map_err(to_py)?,
+        })
     }
 
     #[getter]
@@ -153,36 +138,16 @@ impl PyStepTable {
     ) -> PyResult<MaskOut<'py>> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
         let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
-        let (cu, correct) = (
-            slice(&cu_seqlens, "cu_seqlens")?,
-            slice(&correct, "correct")?,
-        );
-        let mask = action_mask
-            .as_ref()
-            .map(|m| slice(m, "action_mask"))
-            .transpose()?;
-        let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
+        let cu = slice(&cu_seqlens, "cu_seqlens")?;
+        let correct = slice(&correct, "correct")?;
+        let mask = opt(&action_mask, "action_mask")?;
+        let (table, threads) = (&self.table, threads(num_threads));
+        let (opts, keep) = (&options.0, keep_nonfinite);
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
-            match mask {
-                Some(m) => sas_mask_packed_masked(
-                    table,
-                    i,
-                    l,
-                    m,
-                    &packed,
-                    correct,
-                    &opts,
-                    keep_nonfinite,
-                    threads,
-                ),
-                None => sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
-                    sas_core::sas_mask_packed(table, i, l, &packed, correct, &opts, threads)
-                }),
-            }
-        }))
-        .map_err(to_py)?;
-        Ok(mask_out(py, sel))
+            sas_mask_packed_masked(table, i, l, mask, &packed, correct, opts, keep, threads)
+        }));
+        Ok(mask_out(py, sel.map_err(to_py)?))
     }
 
     /// Segmentation, selection and advantages of a padded (B, A) batch (see `_core.pyi`).
@@ -195,7 +160,7 @@ impl PyStepTable {
         py: Python<'py>,
         response_ids: &Bound<'py, PyAny>,
         logprobs: &Bound<'py, PyAny>,
-        action_mask: numpy::PyReadonlyArrayDyn<'py, bool>,
+        action_mask: PyReadonlyArrayDyn<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
         keep_nonfinite: bool,
@@ -209,15 +174,13 @@ impl PyStepTable {
         let mask = data(&action_mask, "action_mask", 2)?; // checks the 2 dimensions
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
         let correct = slice(&correct, "correct")?;
-        let rows_spared = spare.as_ref().map(|s| slice(s, "spare")).transpose()?;
         let spare = Spare {
             nonfinite: keep_nonfinite,
-            rows: rows_spared,
+            rows: opt(&spare, "spare")?,
         };
         let written = written(&advantages, &mut out)?;
         let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
-        let out = dispatch!(&ids, "response_ids", &lps, 2, |i, l| {
-            let (ids, logprobs) = (i, l);
+        let out = dispatch!(&ids, "response_ids", &lps, 2, |ids, logprobs| {
             let batch = Padded {
                 ids,
                 logprobs,
@@ -225,15 +188,18 @@ impl PyStepTable {
                 width,
                 correct,
             };
-            py.detach(|| sas_padded(table, &batch, &opts, threads, spare, written))
+            py.detach(|| sas_core::sas_padded(table, &batch, &opts, threads, spare, written))
         })
         .map_err(to_py)?;
+        let keep = array(py, out.keep).reshape([rows, width])?;
+        let (units, selected) = (array(py, out.n_units), array(py, out.n_selected));
+        let (zeroed, tokens) = (array(py, out.n_zeroed_tokens), array(py, out.n_tokens));
         Ok((
-            array(py, out.keep).reshape([rows, width])?,
-            array(py, out.n_units),
-            array(py, out.n_selected),
-            array(py, out.n_zeroed_tokens),
-            array(py, out.n_tokens),
+            keep,
+            units,
+            selected,
+            zeroed,
+            tokens,
             array(py, out.nonfinite),
         ))
     }
@@ -249,22 +215,11 @@ impl PyStepTable {
         num_threads: Option<usize>,
     ) -> PyResult<(Array<'py, i32>, Array<'py, u32>)> {
         let ids: Ids = extract(token_ids, "token_ids", IDS)?;
-        let (cu, table, threads) = (
-            slice(&cu_seqlens, "cu_seqlens")?,
-            &self.table,
-            threads(num_threads),
-        );
-        let mask = action_mask
-            .as_ref()
-            .map(|m| slice(m, "action_mask"))
-            .transpose()?;
-        let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py.detach(|| {
-            let packed = Packed::new(cu)?;
-            match mask {
-                Some(m) => segment_packed_masked(table, i, m, &packed, threads),
-                None => sas_core::segment_packed(table, i, &packed, threads),
-            }
-        }))
+        let cu = slice(&cu_seqlens, "cu_seqlens")?;
+        let mask = opt(&action_mask, "action_mask")?;
+        let (table, threads) = (&self.table, threads(num_threads));
+        let (steps, counts) = dispatch!(&ids, "token_ids", 1, |i| py
+            .detach(|| { segment_packed_masked(table, i, mask, &Packed::new(cu)?, threads) }))
         .map_err(to_py)?;
         Ok((array(py, steps), array(py, counts)))
     }
@@ -287,19 +242,16 @@ fn keep_mask<'py>(
 ) -> PyResult<MaskOut<'py>> {
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
     let step_ids = slice(&step_ids, "step_ids")?;
-    let (cu, correct) = (
-        slice(&cu_seqlens, "cu_seqlens")?,
-        slice(&correct, "correct")?,
-    );
+    let cu = slice(&cu_seqlens, "cu_seqlens")?;
+    let correct = slice(&correct, "correct")?;
     let (opts, threads) = (options.0, threads(num_threads));
     let sel = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
         let packed = Packed::new(cu)?;
-        sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
+        select::sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
             sas_core::keep_mask_packed(step_ids, l, &packed, correct, &opts, threads)
         })
-    }))
-    .map_err(to_py)?;
-    Ok(mask_out(py, sel))
+    }));
+    Ok(mask_out(py, sel.map_err(to_py)?))
 }
 
 /// Confidence of every step of a packed batch, and each rollout's steps' boundaries
@@ -314,13 +266,11 @@ fn step_confidences<'py>(
     num_threads: Option<usize>,
 ) -> PyResult<(Array<'py, f64>, Array<'py, i64>)> {
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
-    let (step_ids, cu) = (
-        slice(&step_ids, "step_ids")?,
-        slice(&cu_seqlens, "cu_seqlens")?,
-    );
+    let step_ids = slice(&step_ids, "step_ids")?;
+    let cu = slice(&cu_seqlens, "cu_seqlens")?;
     let threads = threads(num_threads);
     let (values, cu_steps) = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
-        sas_core::select::step_confidences_packed(step_ids, l, &Packed::new(cu)?, threads)
+        select::step_confidences_packed(step_ids, l, &Packed::new(cu)?, threads)
     }))
     .map_err(to_py)?;
     Ok((array(py, values), array(py, cu_steps)))
@@ -338,9 +288,9 @@ fn grpo_advantages<'py>(
     groups: Option<PyReadonlyArray1<'py, u32>>,
 ) -> PyResult<Array<'py, f64>> {
     let r = slice(&rewards, "rewards")?;
-    let adv = match (group_size, &groups) {
+    let adv = match (group_size, opt(&groups, "groups")?) {
         (Some(size), None) => sas_core::grpo_advantages(r, size, eps),
-        (None, Some(g)) => sas_core::grpo::grpo_advantages_grouped(r, slice(g, "groups")?, eps),
+        (None, Some(g)) => sas_core::grpo::grpo_advantages_grouped(r, g, eps),
         _ => return Err(type_error("group_size", "given, or groups, not both")),
     };
     Ok(array(py, adv.map_err(to_py)?))
@@ -367,7 +317,7 @@ fn token_advantages<'py>(
 fn segment_text<'py>(
     py: Python<'py>,
     text: &str,
-    offsets: numpy::PyReadonlyArrayDyn<'py, i64>,
+    offsets: PyReadonlyArrayDyn<'py, i64>,
     think_end: Option<&str>,
 ) -> PyResult<Array<'py, i32>> {
     let flat = data(&offsets, "offsets", 2)?;
@@ -392,28 +342,25 @@ fn default_num_threads() -> (usize, Option<String>) {
     (default_threads(), env_threads().1)
 }
 
-/// Loads numpy's C API, rust-numpy's borrow-checking API and the dtypes the bindings
-/// use while the module is imported. They are otherwise loaded lazily on first use,
-/// behind once-cells: a process forked while another thread is inside that first use
-/// would leave its child waiting forever on an initialisation no thread there finishes.
-fn load_numpy_api(py: Python<'_>) {
-    let _ = PyArray1::<f64>::zeros(py, 0, false).readonly(); // the borrow-checking API
-    macro_rules! dtypes { ($($t:ty),*) => { $(let _ = PyArray1::<$t>::zeros(py, 0, false);)* } }
-    dtypes!(bool, i32, i64, u32, f32);
-}
-
 #[pymodule(gil_used = false)]
-fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    load_numpy_api(m.py());
-    m.add_class::<PyStepTable>()?;
-    m.add_function(wrap_pyfunction!(keep_mask, m)?)?;
-    m.add_function(wrap_pyfunction!(step_confidences, m)?)?;
-    m.add_function(wrap_pyfunction!(grpo_advantages, m)?)?;
-    m.add_function(wrap_pyfunction!(token_advantages, m)?)?;
-    m.add_function(wrap_pyfunction!(segment_text, m)?)?;
-    m.add_function(wrap_pyfunction!(unit_key, m)?)?;
-    m.add_function(wrap_pyfunction!(default_num_threads, m)?)?;
-    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("MAX_THREADS", sas_core::parallel::MAX_THREADS)?;
-    Ok(())
+mod _core {
+    use super::*;
+    #[pymodule_export]
+    use super::{default_num_threads, grpo_advantages, keep_mask, segment_text};
+    #[pymodule_export]
+    use super::{step_confidences, token_advantages, unit_key, PyStepTable};
+
+    /// Loads numpy's C API, rust-numpy's borrow-checking API and the dtypes the bindings
+    /// use while the module is imported. They are otherwise loaded lazily on first use,
+    /// behind once-cells: a process forked while another thread is inside that first use
+    /// would leave its child waiting forever on an initialisation no thread there ends.
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        let py = m.py();
+        let _ = PyArray1::<f64>::zeros(py, 0, false).readonly(); // borrow checking
+        macro_rules! dtypes { ($($t:ty),*) => { $(let _ = PyArray1::<$t>::zeros(py, 0, false);)* } }
+        dtypes!(bool, i32, i64, u32, f32);
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        m.add("MAX_THREADS", sas_core::parallel::MAX_THREADS)
+    }
 }

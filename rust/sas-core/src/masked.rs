@@ -1,8 +1,9 @@
-//! Packed rollouts whose tokens carry an action mask (a packed layout of multi-turn or
-//! tool-using rollouts): tokens off the mask (tool output, observations) stay in the
-//! arrays but are in no step, never ranked, never selected. Each rollout is read as a
-//! padded row is ([`crate::padded`]): its action tokens gathered and segmented turn by
-//! turn, a turn being a maximal run of them; so packed and padded give the same steps.
+//! The packed calls from token ids, with or without an action mask. With one (a packed
+//! layout of multi-turn or tool-using rollouts), tokens off the mask (tool output,
+//! observations) stay in the arrays but are in no step, never ranked, never selected:
+//! each rollout is read as a padded row is ([`crate::padded`]), its action tokens
+//! gathered and segmented turn by turn, a turn being a maximal run of them; so packed
+//! and padded give the same steps. Without one, they are the single-turn kernels.
 
 use crate::confidence::LogProb;
 use crate::error::Result;
@@ -12,10 +13,10 @@ use crate::padded::{opens_turn, select_row, Cells};
 use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
-use crate::select::{check_correct_len, Selected};
+use crate::select::{check_correct_len, sparing_nonfinite, Selected};
 use crate::vocab::StepTable;
 
-/// Step id per token of a packed batch with an action mask (-1 off the mask), and each
+/// Step id per token of a packed batch (-1 off the action mask, when given), and each
 /// rollout's step count.
 ///
 /// ```
@@ -24,17 +25,20 @@ use crate::vocab::StepTable;
 /// // "a\n" | tool output "aa" | "\na": no blank line across the gap, and yet two turns
 /// let ids = [0i64, 1, 0, 0, 1, 0];
 /// let mask = [true, true, false, false, true, true];
-/// let (steps, counts) =
-///     segment_packed_masked(&table, &ids, &mask, &Packed::new(&[0, 6]).unwrap(), 1).unwrap();
-/// assert_eq!((steps, counts), (vec![0, 0, -1, -1, 1, 1], vec![2]));
+/// let steps_counts =
+///     segment_packed_masked(&table, &ids, Some(&mask), &Packed::new(&[0, 6]).unwrap(), 1);
+/// assert_eq!(steps_counts.unwrap(), (vec![0, 0, -1, -1, 1, 1], vec![2]));
 /// ```
 pub fn segment_packed_masked<I: TokenId>(
     table: &StepTable,
     ids: &[I],
-    mask: &[bool],
+    mask: Option<&[bool]>,
     packed: &Packed<'_>,
     threads: usize,
 ) -> Result<(Vec<i32>, Vec<u32>)> {
+    let Some(mask) = mask else {
+        return crate::segment_packed(table, ids, packed, threads);
+    };
     packed.check_len("token_ids", ids.len())?;
     packed.check_len("action_mask", mask.len())?;
     let mut steps = vec![-1i32; packed.n_tokens()];
@@ -65,22 +69,28 @@ pub fn segment_packed_masked<I: TokenId>(
     Ok((steps, counts.into_iter().collect::<Result<Vec<_>>>()?))
 }
 
-/// Keep mask of a packed batch with an action mask, straight from token ids: each
-/// rollout selected as a padded row is (true off the mask). With `keep_nonfinite`, a
-/// rollout whose action tokens' log-probs hold NaN/inf is ranked as if they were 0 and
-/// then left unselected; otherwise that is an error.
+/// Keep mask of a packed batch straight from token ids. With an action mask, each
+/// rollout is selected as a padded row is (true off the mask); without, by the fused
+/// single-turn kernel ([`crate::sas_mask_packed`]). With `keep_nonfinite`, a rollout
+/// whose (action tokens') log-probs hold NaN/inf is ranked as if they were 0 and then
+/// left unselected; otherwise that is an error.
 #[allow(clippy::too_many_arguments)] // the batch's arrays, the options and the pool
-pub fn sas_mask_packed_masked<I: TokenId, L: LogProb>(
+pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
     table: &StepTable,
     ids: &[I],
     logprobs: &[L],
-    mask: &[bool],
+    mask: Option<&[bool]>,
     packed: &Packed<'_>,
     correct: &[bool],
     opts: &SelectOptions,
     keep_nonfinite: bool,
     threads: usize,
 ) -> Result<Selected> {
+    let Some(mask) = mask else {
+        return sparing_nonfinite(logprobs, packed, keep_nonfinite, |l| {
+            crate::sas_mask_packed(table, ids, l, packed, correct, opts, threads)
+        });
+    };
     opts.validate()?;
     packed.check_len("token_ids", ids.len())?;
     packed.check_len("logprobs", logprobs.len())?;
@@ -145,14 +155,22 @@ mod tests {
                 };
                 let want = keep_mask_padded(&table, &batch, &opts, 1).unwrap();
                 let got = sas_mask_packed_masked(
-                    &table, &ids, &lps, &mask, &packed, &correct, &opts, false, 2,
+                    &table,
+                    &ids,
+                    &lps,
+                    Some(&mask),
+                    &packed,
+                    &correct,
+                    &opts,
+                    false,
+                    2,
                 )
                 .unwrap();
                 assert_eq!((got.keep, got.n_units), (want.keep, want.n_units.clone()));
                 assert_eq!(got.n_selected, want.n_selected);
                 // the steps: off the mask -1, and as many per rollout as padded ranks
                 let (steps, counts) =
-                    segment_packed_masked(&table, &ids, &mask, &packed, 2).unwrap();
+                    segment_packed_masked(&table, &ids, Some(&mask), &packed, 2).unwrap();
                 assert!(steps.iter().zip(&mask).all(|(&s, &m)| m || s == -1));
                 if granularity == Granularity::Step {
                     assert_eq!(counts, want.n_units);
@@ -165,7 +183,7 @@ mod tests {
     fn lengths_are_checked() {
         let table = testutil::newline_table();
         let packed = Packed::new(&[0, 2]).unwrap();
-        let err = segment_packed_masked(&table, &[0i64, 0], &[true], &packed, 1).unwrap_err();
-        assert_eq!(err.arg, "action_mask, cu_seqlens");
+        let err = segment_packed_masked(&table, &[0i64, 0], Some(&[true]), &packed, 1);
+        assert_eq!(err.unwrap_err().arg, "action_mask, cu_seqlens");
     }
 }

@@ -269,12 +269,7 @@ mod tests {
         use crate::vocab::{mark_boundaries, Delimiter, TokenClass};
         let tokens: [&[u8]; 6] = [b"x = 1", b"\n", b"y\nz", b"\r\n", b"<end>", b"w"];
         let table = |delimiter, boundary: &[i64]| {
-            let mut classes: Vec<_> = tokens
-                .iter()
-                .map(|t| TokenClass::of_with(t, delimiter))
-                .collect();
-            mark_boundaries(&mut classes, boundary).unwrap();
-            StepTable::from_classes(classes, None, &[]).unwrap()
+            StepTable::from_bytes_with(&tokens, delimiter, boundary, None, &[]).unwrap()
         };
         let steps = |t: &StepTable, ids: &[i64]| {
             let mut out = vec![0; ids.len()];

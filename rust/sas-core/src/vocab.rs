@@ -226,7 +226,22 @@ impl StepTable {
         vocab_size: Option<usize>,
         think_end_ids: &[i64],
     ) -> Result<Self> {
-        let classes = tokens.iter().map(|t| TokenClass::of(t.as_ref())).collect();
+        Self::from_bytes_with(tokens, Delimiter::BlankLine, &[], vocab_size, think_end_ids)
+    }
+
+    /// The table of `tokens` (each token's bytes) under `delimiter`, with a step ending
+    /// after each token of `boundary_ids` as well; `vocab_size` and `think_end_ids` as
+    /// in [`StepTable::from_classes`].
+    pub fn from_bytes_with<B: AsRef<[u8]>>(
+        tokens: &[B],
+        delimiter: Delimiter,
+        boundary_ids: &[i64],
+        vocab_size: Option<usize>,
+        think_end_ids: &[i64],
+    ) -> Result<Self> {
+        let of = |t: &B| TokenClass::of_with(t.as_ref(), delimiter);
+        let mut classes: Vec<TokenClass> = tokens.iter().map(of).collect();
+        mark_boundaries(&mut classes, boundary_ids)?;
         Self::from_classes(classes, vocab_size, think_end_ids)
     }
 
