@@ -143,3 +143,33 @@ def test_packed_action_mask_is_checked_by_name():
         seg.segment([0, 0, 0], [0, 3], action_mask=[True, False])
     with pytest.raises(TypeError, match=r"^action_mask"):
         seg.segment([0, 0], [0, 2], action_mask=[0.5, 1.0])
+
+
+def test_a_bad_token_after_a_hole_is_named_by_its_column():
+    """An out-of-vocabulary id or a NaN log-prob after a hole is named where the caller
+    holds it (a padded row's column; a packed rollout's position in the batch), not by
+    its index among the masked-in tokens (which is 2 here, and 1 in the second row)."""
+    seg = StepSegmenter(VOCAB)
+    bad = len(VOCAB)  # one past the table
+    ids = np.array([[0, 1, 0, 0, bad, 0], [0, 0, 0, 0, 0, 0]])
+    lps = np.full(ids.shape, -1.0, np.float32)
+    mask = np.array([[1, 0, 0, 1, 1, 1], [0, 0, 1, 0, 1, 1]], bool)
+    rewards = np.array([1.0, 0.0])
+    oov = rf"token id {bad} at position"
+    with pytest.raises(ValueError, match=rf"^response_ids: row 0: {oov} 4 "):
+        sas_core.sas_advantages(ids, lps, mask, rewards, 2, seg)
+    cu, flat, flat_mask = np.array([0, 6, 12]), ids.reshape(-1), mask.reshape(-1)
+    with pytest.raises(ValueError, match=rf"^token_ids: {oov} 4 "):
+        seg.segment(flat, cu, action_mask=flat_mask)
+    with pytest.raises(ValueError, match=rf"^token_ids: {oov} 4 "):
+        seg.select_steps(flat, lps.reshape(-1), cu, [True, False], action_mask=flat_mask)
+    ids[0, 4], lps[1, 4] = 0, np.nan
+    nan = "must be finite, got NaN at position"
+    for options in ({}, {"granularity": "token"}):
+        with pytest.raises(ValueError, match=rf"^logprobs: row 1: {nan} 4$"):
+            sas_core.sas_advantages(ids, lps, mask, rewards, 2, seg, nonfinite="raise", **options)
+        with pytest.raises(ValueError, match=rf"^logprobs: {nan} 10$"):
+            seg.select_steps(
+                ids.reshape(-1), lps.reshape(-1), cu, [True, False],
+                action_mask=flat_mask, nonfinite="raise", **options,
+            )  # fmt: skip

@@ -2,7 +2,7 @@
 //! order ([`LaneSum`]) so that the pure-Python reference computes bit-identical values
 //! and therefore the same ranking.
 
-use crate::error::{Result, SasError};
+use crate::error::{Positions, Result, SasError};
 
 /// Float types accepted as log-probs.
 pub trait LogProb: Copy + Send + Sync {
@@ -115,7 +115,7 @@ pub(crate) fn slice_mean<L: LogProb>(xs: &[L]) -> f64 {
 
 /// All log-probs finite (a branch-free fold that vectorises); the error names the
 /// first bad one.
-pub(crate) fn check_finite<L: LogProb>(logprobs: &[L], offset: usize) -> Result<()> {
+pub(crate) fn check_finite<L: LogProb>(logprobs: &[L], at: Positions<'_>) -> Result<()> {
     if logprobs
         .iter()
         .fold(true, |ok, &x| ok & x.to_f64().is_finite())
@@ -131,7 +131,7 @@ pub(crate) fn check_finite<L: LogProb>(logprobs: &[L], offset: usize) -> Result<
         format!(
             "must be finite, got {} at position {}",
             logprobs[i].to_f64(),
-            offset + i
+            at.of(i)
         ),
     ))
 }

@@ -11,7 +11,7 @@
 use std::ops::Range;
 
 use crate::confidence::{check_finite, slice_mean, LogProb};
-use crate::error::Result;
+use crate::error::{Positions, Result};
 use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
@@ -38,7 +38,7 @@ pub(crate) fn select_runs<I: TokenId, L: LogProb>(
     lps: &[L],
     correct: bool,
     index: usize,
-    offset: usize,
+    at: Positions<'_>,
     opts: &SelectOptions,
     s: &mut Scratch,
 ) -> Result<(usize, usize)> {
@@ -47,12 +47,12 @@ pub(crate) fn select_runs<I: TokenId, L: LogProb>(
     segment_rollout_with(
         table,
         ids,
-        offset,
+        at,
         turn_start,
         |_, _| {},
         |i, step| runs.push((i as u32, step)),
     )?;
-    check_finite(lps, offset)?;
+    check_finite(lps, at)?;
     s.units.clear();
     for (j, &(_, step)) in s.runs.iter().enumerate() {
         if step >= 0 {
@@ -107,7 +107,17 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
         |s, b, r, out| {
             let lps = &logprobs[r.clone()];
             let ids = &ids[r.clone()];
-            let (n, k) = select_runs(table, ids, one_turn, lps, correct[b], b, r.start, opts, s)?;
+            let (n, k) = select_runs(
+                table,
+                ids,
+                one_turn,
+                lps,
+                correct[b],
+                b,
+                r.start.into(),
+                opts,
+                s,
+            )?;
             for &(_, step) in &s.units[..k] {
                 out[run_range(&s.runs, step as usize, lps.len())].fill(false);
             }

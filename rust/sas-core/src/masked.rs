@@ -6,7 +6,7 @@
 //! and padded give the same steps. Without one, they are the single-turn kernels.
 
 use crate::confidence::LogProb;
-use crate::error::Result;
+use crate::error::{Positions, Result};
 use crate::options::SelectOptions;
 use crate::packed::Packed;
 use crate::padded::{opens_turn, select_row, Cells};
@@ -57,7 +57,11 @@ pub fn segment_packed_masked<I: TokenId>(
             turn_steps.clear();
             turn_steps.resize(gathered.len(), -1);
             let turn_start = |j: usize| opens_turn(&pos, j);
-            let n = segment_rollout(table, &gathered, &mut turn_steps, r.start, turn_start);
+            let at = Positions {
+                offset: r.start,
+                cols: Some(&pos),
+            };
+            let n = segment_rollout(table, &gathered, &mut turn_steps, at, turn_start);
             for (&p, &step) in pos.iter().zip(&turn_steps) {
                 out[p as usize] = step;
             }
@@ -108,6 +112,7 @@ pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
                 logprobs: &logprobs[r.clone()],
                 mask: &mask[r.clone()],
                 correct: correct[b],
+                offset: r.start,
             };
             select_row(table, &cells, opts, keep_nonfinite, s, b, out)
                 .map(|c| (c.units, c.selected))
@@ -185,5 +190,44 @@ mod tests {
         let packed = Packed::new(&[0, 2]).unwrap();
         let err = segment_packed_masked(&table, &[0i64, 0], Some(&[true]), &packed, 1);
         assert_eq!(err.unwrap_err().arg, "action_mask, cu_seqlens");
+    }
+
+    /// A bad token after a hole is named by its position in the batch, not by its
+    /// index among the rollout's action tokens (3 here).
+    #[test]
+    fn a_bad_token_is_named_by_its_position_in_the_batch() {
+        let table = testutil::newline_table();
+        let packed = Packed::new(&[0, 2, 8]).unwrap();
+        let mask = [true, true, true, false, false, true, true, true];
+        let (ids, lps) = ([0i64, 0, 0, 0, 0, 0, 99, 0], [-1.0f64; 8]);
+        let err = segment_packed_masked(&table, &ids, Some(&mask), &packed, 1).unwrap_err();
+        assert!(err
+            .msg
+            .ends_with("token id 99 at position 6 is outside the vocabulary (0..9)"));
+        let opts = SelectOptions::default();
+        let select = |ids: &[i64], lps: &[f64]| {
+            sas_mask_packed_masked(
+                &table,
+                ids,
+                lps,
+                Some(&mask),
+                &packed,
+                &[true; 2],
+                &opts,
+                false,
+                1,
+            )
+        };
+        assert!(select(&ids, &lps)
+            .unwrap_err()
+            .msg
+            .contains("at position 6 "));
+        let mut nan = lps;
+        nan[6] = f64::NAN;
+        let err = select(&[0; 8], &nan).unwrap_err();
+        assert_eq!(
+            (err.arg, err.msg.as_str()),
+            ("logprobs", "must be finite, got NaN at position 6")
+        );
     }
 }

@@ -9,7 +9,7 @@
 //! padded call makes no batch-sized pass of its own.
 
 use crate::confidence::LogProb;
-use crate::error::{Result, SasError};
+use crate::error::{Positions, Result, SasError};
 use crate::fused::{run_range, select_runs};
 use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
@@ -249,6 +249,7 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
                 logprobs: &batch.logprobs[r.clone()],
                 mask: &batch.mask[r.clone()],
                 correct: batch.correct[b],
+                offset: 0,
             };
             let counts = select_row(table, &cells, opts, spare.nonfinite, s, b, row).map(|c| {
                 if spared {
@@ -292,12 +293,15 @@ pub(crate) fn opens_turn(pos: &[u32], j: usize) -> bool {
     j > 0 && pos[j] != pos[j - 1] + 1
 }
 
-/// One rollout's cells: a padded row, or a packed rollout with an action mask.
+/// One rollout's cells: a padded row, or a packed rollout with an action mask;
+/// `offset`: the position of its first cell in the caller's array (0 for a row, whose
+/// errors name it), for error messages.
 pub(crate) struct Cells<'a, I, L> {
     pub ids: &'a [I],
     pub logprobs: &'a [L],
     pub mask: &'a [bool],
     pub correct: bool,
+    pub offset: usize,
 }
 
 /// One row's counts.
@@ -351,8 +355,14 @@ pub(crate) fn select_row<I: TokenId, L: LogProb>(
     }
     let correct = cells.correct;
     let turn_start = |j: usize| opens_turn(&pos, j);
+    // errors name a token's column (in a packed batch, its position), not its index
+    // among the gathered ones
+    let at = Positions {
+        offset: cells.offset,
+        cols: Some(&pos),
+    };
     let result = if opts.granularity == Granularity::Step {
-        select_runs(table, &ids, turn_start, &lps, correct, b, 0, opts, s).map(|(n, k)| {
+        select_runs(table, &ids, turn_start, &lps, correct, b, at, opts, s).map(|(n, k)| {
             s.chosen.clear();
             s.chosen.resize(n, false);
             for &(_, step) in &s.units[..k] {
@@ -377,13 +387,13 @@ pub(crate) fn select_row<I: TokenId, L: LogProb>(
         steps.resize(ids.len(), 0);
         keep.clear();
         keep.resize(ids.len(), true);
-        let result = segment_rollout(table, &ids, &mut steps, 0, turn_start).and_then(|_| {
+        let result = segment_rollout(table, &ids, &mut steps, at, turn_start).and_then(|_| {
             let rollout = Rollout {
                 step_ids: &steps,
                 logprobs: &lps,
                 correct,
                 index: b,
-                offset: 0,
+                at,
             };
             select_rollout(&rollout, opts, s, &mut keep)
         });

@@ -19,7 +19,7 @@
 //! the end of the bytes seen so far. Each token's [`TokenClass`] then gives its raw step
 //! in O(1): no byte is looked at on the hot path.
 
-use crate::error::{Result, SasError};
+use crate::error::{Positions, Result, SasError};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
 use crate::vocab::{code, StepTable};
@@ -50,20 +50,21 @@ pub fn one_turn(_: usize) -> bool {
 }
 
 /// Segments one rollout into `out` (same length as `ids`); returns its number of steps.
-/// `offset` is the rollout's first position in the batch, for error messages;
-/// `turn_start(i)`: token `i` (> 0) opens a new turn.
+/// `at`: where its tokens sit in the batch, for error messages (the rollout's first
+/// position, `.into()`, for a packed one); `turn_start(i)`: token `i` (> 0) opens a new
+/// turn.
 pub fn segment_rollout<I: TokenId>(
     table: &StepTable,
     ids: &[I],
     out: &mut [i32],
-    offset: usize,
+    at: Positions<'_>,
     turn_start: impl Fn(usize) -> bool,
 ) -> Result<u32> {
     debug_assert_eq!(ids.len(), out.len());
     segment_rollout_with(
         table,
         ids,
-        offset,
+        at,
         turn_start,
         |i, step| out[i] = step,
         |_, _| {},
@@ -80,7 +81,7 @@ pub fn segment_rollout<I: TokenId>(
 pub fn segment_rollout_with<I, B, T, S>(
     table: &StepTable,
     ids: &[I],
-    offset: usize,
+    at: Positions<'_>,
     turn_start: B,
     mut on_token: T,
     mut on_segment: S,
@@ -121,7 +122,7 @@ where
                 "token_ids",
                 format!(
                     "token id {id} at position {} is outside the vocabulary (0..{})",
-                    offset + i,
+                    at.of(i),
                     table.vocab_size()
                 ),
             ));
@@ -188,7 +189,7 @@ pub fn segment_packed<I: TokenId>(
         &mut out,
         threads,
         || (),
-        |_, _, r, o| segment_rollout(table, &ids[r.clone()], o, r.start, one_turn),
+        |_, _, r, o| segment_rollout(table, &ids[r.clone()], o, r.start.into(), one_turn),
     );
     let counts = results.into_iter().collect::<Result<Vec<u32>>>()?;
     Ok((out, counts))
@@ -254,7 +255,7 @@ mod tests {
         let table = StepTable::from_bytes(tokens, None, think_end_id.as_slice()).unwrap();
         let ids: Vec<i64> = (0..tokens.len() as i64).collect();
         let mut out = vec![0; ids.len()];
-        let n = segment_rollout(&table, &ids, &mut out, 0, one_turn).unwrap();
+        let n = segment_rollout(&table, &ids, &mut out, 0.into(), one_turn).unwrap();
         assert_eq!(
             n as i32,
             out.iter().max().map_or(0, |m| m + 1),
@@ -273,7 +274,7 @@ mod tests {
         };
         let steps = |t: &StepTable, ids: &[i64]| {
             let mut out = vec![0; ids.len()];
-            segment_rollout(t, ids, &mut out, 0, one_turn).unwrap();
+            segment_rollout(t, ids, &mut out, 0.into(), one_turn).unwrap();
             out
         };
         let ids = [0, 1, 2, 3, 5, 4, 5, 1, 5];
@@ -302,7 +303,8 @@ mod tests {
         let table = crate::testutil::newline_table(); // 2: ".\n\n", 3: "\n", 6: </think>
         let steps = |ids: &[i64], starts: &[usize]| {
             let mut out = vec![0; ids.len()];
-            let n = segment_rollout(&table, ids, &mut out, 0, |i| starts.contains(&i)).unwrap();
+            let n =
+                segment_rollout(&table, ids, &mut out, 0.into(), |i| starts.contains(&i)).unwrap();
             (out, n)
         };
         // "a</think>a" | "a.\n\na": the second turn's reasoning is in steps again

@@ -6,7 +6,7 @@
 //! defined in [`crate::confidence`].
 
 use crate::confidence::{check_finite, slice_mean, LaneSum, LogProb};
-use crate::error::{Result, SasError};
+use crate::error::{Positions, Result, SasError};
 use crate::options::{n_selected, Granularity, SelectOptions, SelectionRule};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
@@ -53,13 +53,13 @@ pub(crate) struct Rollout<'a, L> {
     pub(crate) logprobs: &'a [L],
     pub(crate) correct: bool,
     pub(crate) index: usize,
-    pub(crate) offset: usize,
+    pub(crate) at: Positions<'a>,
 }
 
 /// Finds the first invalid token of a rollout, if any: a non-finite log-prob or a
 /// step id outside [-1, len).
 fn validate<L: LogProb>(r: &Rollout<'_, L>) -> Result<()> {
-    check_finite(r.logprobs, r.offset)?;
+    check_finite(r.logprobs, r.at)?;
     let len = r.step_ids.len() as i64;
     let in_range = r
         .step_ids
@@ -76,7 +76,7 @@ fn validate<L: LogProb>(r: &Rollout<'_, L>) -> Result<()> {
             format!(
                 "must be -1 or in [0, rollout length {len}), got {} at position {}",
                 r.step_ids[i],
-                r.offset + i
+                r.at.of(i)
             ),
         ));
     }
@@ -274,7 +274,7 @@ pub fn keep_mask_packed<L: LogProb>(
                 logprobs: &logprobs[r.clone()],
                 correct: correct[b],
                 index: b,
-                offset: r.start,
+                at: r.start.into(),
             };
             select_rollout(&rollout, opts, s, out)
         },
@@ -355,7 +355,7 @@ pub fn step_confidences_packed<L: LogProb>(
                 logprobs: &logprobs[r.clone()],
                 correct: false,
                 index: b,
-                offset: r.start,
+                at: r.start.into(),
             };
             validate(&rollout)?;
             let bound = rollout.step_ids.iter().fold(-1, |m, &id| m.max(id)) + 1;
