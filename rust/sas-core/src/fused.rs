@@ -14,10 +14,9 @@ use crate::confidence::{check_finite, slice_mean, LogProb};
 use crate::error::{Positions, Result};
 use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
-use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
 use crate::segment::{one_turn, segment_rollout_with, TokenId};
-use crate::select::{choose_units, keep_mask_packed, Selected};
+use crate::select::{choose_units, keep_mask_packed, select_packed, Selected};
 use crate::vocab::StepTable;
 
 /// Tokens of run `j` of a rollout of `len` tokens.
@@ -95,36 +94,15 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
         let (steps, _) = crate::segment_packed(table, ids, packed, threads)?;
         return keep_mask_packed(&steps, logprobs, packed, correct, opts, threads);
     }
-    packed.check_len("logprobs", logprobs.len())?;
-    crate::select::check_correct_len(packed, correct)?;
-
-    let mut keep = vec![true; packed.n_tokens()];
-    let results = map_rollouts(
-        packed,
-        &mut keep,
-        threads,
-        Scratch::default,
-        |s, b, r, out| {
-            let lps = &logprobs[r.clone()];
-            let ids = &ids[r.clone()];
-            let (n, k) = select_runs(
-                table,
-                ids,
-                one_turn,
-                lps,
-                correct[b],
-                b,
-                r.start.into(),
-                opts,
-                s,
-            )?;
-            for &(_, step) in &s.units[..k] {
-                out[run_range(&s.runs, step as usize, lps.len())].fill(false);
-            }
-            Ok((n as u32, k as u32))
-        },
-    );
-    Selected::collect(keep, results)
+    let arrays = [("logprobs", logprobs.len())];
+    select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
+        let (lps, ids, at) = (&logprobs[r.clone()], &ids[r.clone()], r.start.into());
+        let (n, k) = select_runs(table, ids, one_turn, lps, correct[b], b, at, opts, s)?;
+        for &(_, step) in &s.units[..k] {
+            out[run_range(&s.runs, step as usize, lps.len())].fill(false);
+        }
+        Ok((n as u32, k as u32))
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::padded::{opens_turn, select_row, Cells};
 use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
-use crate::select::{check_correct_len, sparing_nonfinite, Selected};
+use crate::select::{select_packed, sparing_nonfinite, Selected};
 use crate::vocab::StepTable;
 
 /// Step id per token of a packed batch (-1 off the action mask, when given), and each
@@ -95,37 +95,29 @@ pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
             crate::sas_mask_packed(table, ids, l, packed, correct, opts, threads)
         });
     };
-    opts.validate()?;
-    packed.check_len("token_ids", ids.len())?;
-    packed.check_len("logprobs", logprobs.len())?;
-    packed.check_len("action_mask", mask.len())?;
-    check_correct_len(packed, correct)?;
-    let mut keep = vec![true; packed.n_tokens()];
-    let results = map_rollouts(
-        packed,
-        &mut keep,
-        threads,
-        Scratch::default,
-        |s, b, r, out| {
-            let cells = Cells {
-                ids: &ids[r.clone()],
-                logprobs: &logprobs[r.clone()],
-                mask: &mask[r.clone()],
-                correct: correct[b],
-                offset: r.start,
-            };
-            select_row(table, &cells, opts, keep_nonfinite, s, b, out)
-                .map(|c| (c.units, c.selected))
-        },
-    );
-    Selected::collect(keep, results)
+    let arrays = [
+        ("token_ids", ids.len()),
+        ("logprobs", logprobs.len()),
+        ("action_mask", mask.len()),
+    ];
+    select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
+        let cells = Cells {
+            ids: &ids[r.clone()],
+            logprobs: &logprobs[r.clone()],
+            mask: &mask[r.clone()],
+            correct: correct[b],
+            offset: r.start,
+        };
+        let counts = select_row(table, &cells, opts, keep_nonfinite, s, b, out)?;
+        Ok((counts.units, counts.selected))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Granularity, Mode, SelectionRule};
-    use crate::padded::{keep_mask_padded, Padded};
+    use crate::options::Granularity;
+    use crate::padded::keep_mask_padded;
     use crate::testutil;
 
     /// A packed batch with an action mask equals the padded batch of the same rows.
@@ -135,48 +127,28 @@ mod tests {
         let mut next = testutil::random(17);
         for _ in 0..200 {
             let (rows, width) = (3usize, (next() % 30) as usize + 1);
-            let ids: Vec<i64> = (0..rows * width).map(|_| (next() % 9) as i64).collect();
-            let lps: Vec<f64> = (0..rows * width)
-                .map(|_| -((next() % 500) as f64) / 50.0)
-                .collect();
-            let mask: Vec<bool> = (0..rows * width).map(|_| next() % 3 != 0).collect();
-            let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
+            let t = testutil::random_batch::<i64, f64>(&mut next, rows, width, 3);
+            let (mask, correct) = (Some(t.mask.as_slice()), &t.correct);
             let cu: Vec<i64> = (0..=rows).map(|b| (b * width) as i64).collect();
             let packed = Packed::new(&cu).unwrap();
             for granularity in [Granularity::Step, Granularity::Token] {
                 let opts = SelectOptions {
                     ratio: 0.4,
-                    mode: Mode::Both,
-                    selection: SelectionRule::Confidence,
                     granularity,
                     seed: 3,
+                    ..SelectOptions::default()
                 };
-                let batch = Padded {
-                    ids: &ids,
-                    logprobs: &lps,
-                    mask: &mask,
-                    width,
-                    correct: &correct,
-                };
-                let want = keep_mask_padded(&table, &batch, &opts, 1).unwrap();
+                let want = keep_mask_padded(&table, &t.padded(), &opts, 1).unwrap();
                 let got = sas_mask_packed_masked(
-                    &table,
-                    &ids,
-                    &lps,
-                    Some(&mask),
-                    &packed,
-                    &correct,
-                    &opts,
-                    false,
-                    2,
-                )
-                .unwrap();
+                    &table, &t.ids, &t.lps, mask, &packed, correct, &opts, false, 2,
+                );
+                let got = got.unwrap();
                 assert_eq!((got.keep, got.n_units), (want.keep, want.n_units.clone()));
                 assert_eq!(got.n_selected, want.n_selected);
                 // the steps: off the mask -1, and as many per rollout as padded ranks
                 let (steps, counts) =
-                    segment_packed_masked(&table, &ids, Some(&mask), &packed, 2).unwrap();
-                assert!(steps.iter().zip(&mask).all(|(&s, &m)| m || s == -1));
+                    segment_packed_masked(&table, &t.ids, mask, &packed, 2).unwrap();
+                assert!(steps.iter().zip(&t.mask).all(|(&s, &m)| m || s == -1));
                 if granularity == Granularity::Step {
                     assert_eq!(counts, want.n_units);
                 }

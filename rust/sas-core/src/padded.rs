@@ -420,7 +420,6 @@ pub(crate) fn select_row<I: TokenId, L: LogProb>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Mode, SelectionRule};
     use crate::testutil;
     use crate::{keep_mask_packed, segment_packed};
 
@@ -433,12 +432,8 @@ mod tests {
         let mut next = testutil::random(11);
         for _ in 0..200 {
             let (rows, width) = (4usize, (next() % 60) as usize + 1);
-            let ids: Vec<i32> = (0..rows * width).map(|_| (next() % 9) as i32).collect();
-            let lps: Vec<f32> = (0..rows * width)
-                .map(|_| -((next() % 500) as f32) / 50.0)
-                .collect();
-            let mask: Vec<bool> = (0..rows * width).map(|_| next() % 4 != 0).collect();
-            let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
+            let t = testutil::random_batch::<i32, f32>(&mut next, rows, width, 4);
+            let (ids, lps, mask, correct) = (&t.ids, &t.lps, &t.mask, &t.correct);
             // Pack by hand: rows (cu) and turns, (row, start, end) in the packed arrays.
             let (mut pids, mut plps, mut cu) = (vec![], vec![], vec![0i64]);
             let mut turns: Vec<(usize, usize, usize)> = vec![];
@@ -478,20 +473,12 @@ mod tests {
             for granularity in [Granularity::Step, Granularity::Token] {
                 let opts = SelectOptions {
                     ratio: 0.4,
-                    mode: Mode::Both,
-                    selection: SelectionRule::Confidence,
                     granularity,
                     seed: 1,
+                    ..SelectOptions::default()
                 };
-                let sel = keep_mask_packed(&steps, &plps, &packed, &correct, &opts, 1).unwrap();
-                let batch = Padded {
-                    ids: &ids,
-                    logprobs: &lps,
-                    mask: &mask,
-                    width,
-                    correct: &correct,
-                };
-                let got = keep_mask_padded(&table, &batch, &opts, 2).unwrap();
+                let sel = keep_mask_packed(&steps, &plps, &packed, correct, &opts, 1).unwrap();
+                let got = keep_mask_padded(&table, &t.padded(), &opts, 2).unwrap();
                 assert_eq!(got.n_units, sel.n_units);
                 assert_eq!(got.n_selected, sel.n_selected);
                 let zeroed: Vec<u32> = (0..rows)
@@ -530,36 +517,23 @@ mod tests {
         let mut next = testutil::random(5);
         for _ in 0..100 {
             let (rows, width) = (3usize, (next() % 40) as usize + 1);
-            let ids: Vec<i64> = (0..rows * width).map(|_| (next() % 9) as i64).collect();
-            let mut lps: Vec<f64> = (0..rows * width)
-                .map(|_| -((next() % 500) as f64) / 50.0)
-                .collect();
-            let mask: Vec<bool> = (0..rows * width).map(|_| next() % 4 != 0).collect();
-            let correct: Vec<bool> = (0..rows).map(|_| next() % 2 == 0).collect();
+            let t = testutil::random_batch::<i64, f64>(&mut next, rows, width, 4);
+            let (mut lps, mask) = (t.lps.clone(), &t.mask);
             let opts = SelectOptions {
                 ratio: 0.5,
                 ..SelectOptions::default()
             };
-            let batch = |lps: &[f64]| {
+            let batch = |logprobs: &[f64]| {
                 let b = Padded {
-                    ids: &ids,
-                    logprobs: lps,
-                    mask: &mask,
-                    width,
-                    correct: &correct,
+                    logprobs,
+                    ..t.padded()
                 };
                 keep_mask_padded(&table, &b, &opts, 1).unwrap()
             };
             let want = batch(&lps);
             let per_row = [0.5f32, -1.25, 2.0];
             let per_token: Vec<f32> = (0..rows * width).map(|i| i as f32 - 7.0).collect();
-            let b = Padded {
-                ids: &ids,
-                logprobs: &lps,
-                mask: &mask,
-                width,
-                correct: &correct,
-            };
+            let b = t.padded();
             let mut out = vec![f32::NAN; rows * width];
             let adv = Advantages::PerRow(&per_row);
             let got = write_padded(&table, &b, &opts, 2, Spare::default(), adv, &mut out).unwrap();
@@ -585,11 +559,8 @@ mod tests {
             };
             lps[i] = f64::NAN;
             let b = Padded {
-                ids: &ids,
                 logprobs: &lps,
-                mask: &mask,
-                width,
-                correct: &correct,
+                ..t.padded()
             };
             // Row 2 spared by its flag as well.
             let spare = Spare {

@@ -5,6 +5,8 @@
 //! units of a failed one (or k random units), ties to the lower unit id. Confidence is
 //! defined in [`crate::confidence`].
 
+use std::ops::Range;
+
 use crate::confidence::{check_finite, slice_mean, LaneSum, LogProb};
 use crate::error::{Positions, Result, SasError};
 use crate::options::{n_selected, Granularity, SelectOptions, SelectionRule};
@@ -213,7 +215,32 @@ pub(crate) fn choose_units(
     k
 }
 
-pub(crate) fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
+/// The frame of every packed selection call: checks the options, the length of each
+/// per-token array (`arrays`: its name and length) and of `correct`, then selects each
+/// rollout in parallel with `rollout(scratch, b, its token range, its keep flags)`
+/// (all true on entry), which returns the rollout's (units, selected units).
+pub(crate) fn select_packed<F>(
+    packed: &Packed<'_>,
+    opts: &SelectOptions,
+    correct: &[bool],
+    arrays: &[(&'static str, usize)],
+    threads: usize,
+    rollout: F,
+) -> Result<Selected>
+where
+    F: Fn(&mut Scratch, usize, Range<usize>, &mut [bool]) -> Result<(u32, u32)> + Sync + Send,
+{
+    opts.validate()?;
+    for &(arg, len) in arrays {
+        packed.check_len(arg, len)?;
+    }
+    check_correct_len(packed, correct)?;
+    let mut keep = vec![true; packed.n_tokens()];
+    let results = map_rollouts(packed, &mut keep, threads, Scratch::default, rollout);
+    Selected::collect(keep, results)
+}
+
+fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
     if correct.len() == packed.len() {
         return Ok(());
     }
@@ -257,29 +284,17 @@ pub fn keep_mask_packed<L: LogProb>(
     opts: &SelectOptions,
     threads: usize,
 ) -> Result<Selected> {
-    opts.validate()?;
-    packed.check_len("step_ids", step_ids.len())?;
-    packed.check_len("logprobs", logprobs.len())?;
-    check_correct_len(packed, correct)?;
-
-    let mut keep = vec![true; packed.n_tokens()];
-    let results = map_rollouts(
-        packed,
-        &mut keep,
-        threads,
-        Scratch::default,
-        |s, b, r, out| {
-            let rollout = Rollout {
-                step_ids: &step_ids[r.clone()],
-                logprobs: &logprobs[r.clone()],
-                correct: correct[b],
-                index: b,
-                at: r.start.into(),
-            };
-            select_rollout(&rollout, opts, s, out)
-        },
-    );
-    Selected::collect(keep, results)
+    let arrays = [("step_ids", step_ids.len()), ("logprobs", logprobs.len())];
+    select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
+        let rollout = Rollout {
+            step_ids: &step_ids[r.clone()],
+            logprobs: &logprobs[r.clone()],
+            correct: correct[b],
+            index: b,
+            at: r.start.into(),
+        };
+        select_rollout(&rollout, opts, s, out)
+    })
 }
 
 /// Runs the packed selection `select` under `nonfinite="keep"` when `keep_nonfinite`: a
