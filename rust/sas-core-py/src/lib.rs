@@ -2,7 +2,7 @@
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for C-contiguous numpy
 //! arrays of the supported dtypes, option strings parsed into the core's enums), calls
-//! one core function and maps its errors through `error.rs`. The kernels over token
+//! the core, where every check and rule lives, and maps its errors through `error.rs`. The kernels over token
 //! arrays release the GIL while they compute; the GRPO helper (one pass over B rewards),
 //! the text segmenter (it reads a Python string) and the scalar helpers keep it.
 
