@@ -2,15 +2,16 @@
 //!
 //! Every function converts its arguments (`args.rs`: zero-copy for C-contiguous numpy
 //! arrays of the supported dtypes, option strings parsed into the core's enums), calls
-//! the core, where every check and rule lives, and maps its errors through `error.rs`. The kernels over token
-//! arrays release the GIL while they compute; the GRPO helper (one pass over B rewards),
-//! the text segmenter (it reads a Python string) and the scalar helpers keep it.
+//! the core, where every check and rule lives, and maps its errors through `error.rs`.
+//! The kernels over token arrays release the GIL while they compute; the GRPO helper
+//! (one pass over B rewards), the text segmenter (it reads a Python string) and the
+//! scalar helpers keep it.
 
 mod args;
 mod error;
 
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
-use numpy::{PyReadwriteArrayDyn as Out, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArrayDyn};
+use numpy::{PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::masked::{sas_mask_packed_masked, segment_packed_masked};
@@ -29,14 +30,13 @@ type Array<'py, T> = Bound<'py, PyArray1<T>>;
 type MaskOut<'py> = (Array<'py, bool>, Array<'py, u32>, Array<'py, u32>);
 /// (keep (B, A), units, selected units, zeroed and response tokens, non-finite flag).
 type PaddedOut<'py> = (
-    Bound<'py, numpy::PyArray2<bool>>,
-    U32s<'py>,
-    U32s<'py>,
-    U32s<'py>,
-    U32s<'py>,
+    Bound<'py, PyArray2<bool>>,
+    Array<'py, u32>,
+    Array<'py, u32>,
+    Array<'py, u32>,
+    Array<'py, u32>,
     Array<'py, bool>,
 );
-type U32s<'py> = Array<'py, u32>;
 
 fn threads(num_threads: Option<usize>) -> usize {
     // The wrappers reject more than MAX_THREADS; the pool caps at it as well.
@@ -48,32 +48,45 @@ fn array<T: numpy::Element>(py: Python<'_>, v: Vec<T>) -> Array<'_, T> {
 }
 
 fn mask_out(py: Python<'_>, sel: Selected) -> MaskOut<'_> {
-    let (n_units, n_selected) = (array(py, sel.n_units), array(py, sel.n_selected));
-    (array(py, sel.keep), n_units, n_selected)
+    (
+        array(py, sel.keep),
+        array(py, sel.n_units),
+        array(py, sel.n_selected),
+    )
 }
 
-/// What a padded call writes: `advantages` ((B,) one per row, (B, A) one per token) and
-/// `out` (C-order (B, A)) of one float dtype, or neither.
-fn written<'a>(adv: &'a Option<LogProbs>, out: &'a mut Option<FloatsOut>) -> PyResult<Written<'a>> {
-    fn pair<'a, F: numpy::Element>(
-        a: &'a PyReadonlyArrayDyn<'_, F>,
-        o: &'a mut Out<'_, F>,
-    ) -> PyResult<(Advantages<'a, F>, &'a mut [F])> {
-        let adv = match a.ndim() {
-            1 => Advantages::PerRow(data(a, "advantages", 1)?),
-            _ => Advantages::PerToken(data(a, "advantages", 2)?),
-        };
-        let c_order = o.is_c_contiguous();
-        let out = o.as_slice_mut().ok().filter(|_| c_order);
-        Ok((adv, out.ok_or_else(|| not_contiguous("out"))?))
+/// The C-order data of the output (rust-numpy's `as_slice_mut` also takes Fortran order).
+fn out_slice<'a, F: numpy::Element>(
+    o: &'a mut PyReadwriteArrayDyn<'_, F>,
+) -> PyResult<&'a mut [F]> {
+    if !o.is_c_contiguous() {
+        return Err(not_contiguous("out"));
     }
+    o.as_slice_mut().map_err(|_| not_contiguous("out"))
+}
+
+/// (B,) advantages are one per row, (B, A) one per token.
+fn per_row_or_token<'a, F: numpy::Element>(
+    a: &'a PyReadonlyArrayDyn<'_, F>,
+) -> PyResult<Advantages<'a, F>> {
+    Ok(match a.ndim() {
+        1 => Advantages::PerRow(data(a, "advantages", 1)?),
+        _ => Advantages::PerToken(data(a, "advantages", 2)?),
+    })
+}
+
+/// What a padded call writes: `advantages` and `out` of one float dtype, or neither.
+fn written<'a>(
+    adv: &'a Option<LogProbs<'_>>,
+    out: &'a mut Option<FloatsOut<'_>>,
+) -> PyResult<Written<'a>> {
     Ok(match (adv, out) {
         (None, None) => Written::None,
         (Some(LogProbs::F32(a)), Some(FloatsOut::F32(o))) => {
-            pair(a, o).map(|(a, o)| Written::F32(a, o))?
+            Written::F32(per_row_or_token(a)?, out_slice(o)?)
         }
         (Some(LogProbs::F64(a)), Some(FloatsOut::F64(o))) => {
-            pair(a, o).map(|(a, o)| Written::F64(a, o))?
+            Written::F64(per_row_or_token(a)?, out_slice(o)?)
         }
         _ => {
             return Err(type_error(
@@ -104,12 +117,19 @@ impl PyStepTable {
     ) -> PyResult<Self> {
         let delimiter = Delimiter::parse(delimiter).map_err(to_py)?;
         let not_bytes = |i| type_error(&format!("token_bytes[{i}]"), "bytes");
-        let tokens = (token_bytes.try_iter()?.enumerate())
+        let tokens = token_bytes
+            .try_iter()?
+            .enumerate()
             .map(|(i, t)| t?.cast_into::<PyBytes>().map_err(|_| not_bytes(i)))
             .collect::<PyResult<Vec<_>>>()?;
         let bytes: Vec<&[u8]> = tokens.iter().map(|t| t.as_bytes()).collect();
-        let (ends, boundaries) = (&think_end_ids, &boundary_ids);
-        let table = StepTable::from_bytes_with(&bytes, delimiter, boundaries, vocab_size, ends);
+        let table = StepTable::from_bytes_with(
+            &bytes,
+            delimiter,
+            &boundary_ids,
+            vocab_size,
+            &think_end_ids,
+        );
         Ok(Self {
             table: table.map_err(to_py)?,
         })
@@ -141,11 +161,20 @@ impl PyStepTable {
         let cu = slice(&cu_seqlens, "cu_seqlens")?;
         let correct = slice(&correct, "correct")?;
         let mask = opt(&action_mask, "action_mask")?;
-        let (table, threads) = (&self.table, threads(num_threads));
-        let (opts, keep) = (&options.0, keep_nonfinite);
+        let (table, opts, threads) = (&self.table, &options.0, threads(num_threads));
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
-            sas_mask_packed_masked(table, i, l, mask, &packed, correct, opts, keep, threads)
+            sas_mask_packed_masked(
+                table,
+                i,
+                l,
+                mask,
+                &packed,
+                correct,
+                opts,
+                keep_nonfinite,
+                threads,
+            )
         }));
         Ok(mask_out(py, sel.map_err(to_py)?))
     }
@@ -191,15 +220,12 @@ impl PyStepTable {
             py.detach(|| sas_core::sas_padded(table, &batch, &opts, threads, spare, written))
         })
         .map_err(to_py)?;
-        let keep = array(py, out.keep).reshape([rows, width])?;
-        let (units, selected) = (array(py, out.n_units), array(py, out.n_selected));
-        let (zeroed, tokens) = (array(py, out.n_zeroed_tokens), array(py, out.n_tokens));
         Ok((
-            keep,
-            units,
-            selected,
-            zeroed,
-            tokens,
+            array(py, out.keep).reshape([rows, width])?,
+            array(py, out.n_units),
+            array(py, out.n_selected),
+            array(py, out.n_zeroed_tokens),
+            array(py, out.n_tokens),
             array(py, out.nonfinite),
         ))
     }
