@@ -90,7 +90,8 @@ def _unchecked(**changes):
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("mode", "all"), ("selection", "top"), ("granularity", "line")]
+    ("name", "value"),
+    [("mode", "all"), ("selection", "top"), ("granularity", "line"), ("nonfinite", "skip")],
 )
 def test_rust_boundary_reads_the_options_object_and_parses_its_strings(name, value):
     with pytest.raises(ValueError, match=rf"^{name}: must be one of"):
@@ -113,11 +114,25 @@ def test_rust_boundary_reads_the_options_object_and_parses_its_strings(name, val
 
 def test_the_stub_takes_its_literal_types_from_the_options_module():
     stub = (Path(sas_core.__file__).with_name("_core.pyi")).read_text()
-    assert "from sas_core.options import Delimiter, Granularity, Mode, SelectionRule" in stub
+    assert (
+        "from sas_core.options import Delimiter, Granularity, Mode, NonFinite, SelectionRule"
+        in stub
+    )
     assert "Literal[" not in stub  # written once, in sas_core.options
     for call in ("def sas_mask(", "def sas_padded(", "def keep_mask("):
         signature = stub[stub.index(call) : stub.index(")", stub.index(call))]
         assert "options: SelectOptions" in signature and "ratio" not in signature
+
+
+def test_rust_boundary_takes_nonfinite_from_the_options_object():
+    ids, lps, cu, correct = _raw_args()
+    lps[1] = np.nan
+    with pytest.raises(ValueError, match=r"^logprobs: must be finite, got NaN at position 1"):
+        _core.keep_mask(ids, lps, cu, correct, _unchecked(ratio=0.5, nonfinite="raise"))
+    keep, n_units, n_selected = _core.keep_mask(
+        ids, lps, cu, correct, _unchecked(ratio=0.5, nonfinite="keep")
+    )
+    assert keep.all() and (n_units.tolist(), n_selected.tolist()) == ([2], [0])
 
 
 def test_rust_boundary_names_wrong_dtypes_and_dimensions():

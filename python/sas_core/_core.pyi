@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from sas_core.options import Delimiter, Granularity, Mode, SelectionRule
+from sas_core.options import Delimiter, Granularity, Mode, NonFinite, SelectionRule
 
 class SelectOptions(Protocol):
     """What the bindings read of an options object (``sas_core.options.SASOptions``)."""
@@ -37,6 +37,8 @@ class SelectOptions(Protocol):
     def granularity(self) -> Granularity: ...
     @property
     def seed(self) -> int: ...
+    @property
+    def nonfinite(self) -> NonFinite: ...
 
 __version__: str
 MAX_THREADS: int  # the most threads a call may ask for (256)
@@ -82,7 +84,6 @@ class StepTable:
         cu_seqlens: npt.NDArray[np.int64],
         correct: npt.NDArray[np.bool_],
         options: SelectOptions,
-        keep_nonfinite: bool = False,
         action_mask: npt.NDArray[np.bool_] | None = None,
         num_threads: int | None = None,
     ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
@@ -98,7 +99,6 @@ class StepTable:
         action_mask: npt.NDArray[np.bool_],
         correct: npt.NDArray[np.bool_],
         options: SelectOptions,
-        keep_nonfinite: bool = False,
         spare: npt.NDArray[np.bool_] | None = None,
         advantages: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
         out: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None = None,
@@ -118,9 +118,9 @@ class StepTable:
         cover, and whether the row was left unselected for a NaN/inf log-prob. Errors
         name the row.
 
-        ``keep_nonfinite``: a row whose response log-probs hold NaN/inf is selected as
-        if they were 0 and then left unselected (else it is an error). ``spare``: (B,)
-        rows left unselected. ``advantages`` ((B,) per row or (B, A) per token) and
+        ``options.nonfinite == "keep"``: a row whose response log-probs hold NaN/inf is
+        selected as if they were 0 and then left unselected (``"raise"``: an error).
+        ``spare``: (B,) rows left unselected. ``advantages`` ((B,) per row or (B, A) per token) and
         ``out`` ((B, A), written; both of one float dtype): the SAS advantages, written
         in the same pass over each row (per row: the row's value on its kept response
         tokens, 0 elsewhere; per token: as given, 0 on the selected tokens).
@@ -132,12 +132,12 @@ def keep_mask(
     cu_seqlens: npt.NDArray[np.int64],
     correct: npt.NDArray[np.bool_],
     options: SelectOptions,
-    keep_nonfinite: bool = False,
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
     """(keep mask (N,), units per rollout (B,), selected units per rollout (B,)).
-    ``keep_nonfinite``: a rollout whose log-probs hold NaN/inf is ranked as if they were
-    0 and then left unselected (else it is an error); the others as without it."""
+    ``options.nonfinite == "keep"``: a rollout whose log-probs hold NaN/inf is ranked as
+    if they were 0 and then left unselected (``"raise"``: an error); the others as
+    without it."""
 
 def step_confidences(
     step_ids: npt.NDArray[np.int32],

@@ -80,7 +80,7 @@ def select_steps(
     cu = _arrays.cu_seqlens_array(cu_seqlens)
     keep, n_units, n_selected = _core.keep_mask(
         sid, lps, cu, _arrays.bool_array(correct, "correct"), options,
-        options.nonfinite == "keep", _arrays.threads_value(num_threads),
+        _arrays.threads_value(num_threads),
     )  # fmt: skip
     return StepSelection(_back(keep, device), _back(n_units, device), _back(n_selected, device))
 

@@ -167,7 +167,7 @@ class StepSegmenter:
         return self._table.sas_padded(
             _arrays.c_order(response_ids), _arrays.c_order(logprobs),
             _arrays.c_order(action_mask), _arrays.c_order(correct), options,
-            keep_nonfinite=options.nonfinite == "keep", spare=spare,
+            spare=spare,
             advantages=None if advantages is None else _arrays.c_order(advantages), out=out,
             num_threads=_arrays.threads_value(num_threads),
         )  # fmt: skip
@@ -241,7 +241,6 @@ class StepSegmenter:
             _arrays.cu_seqlens_array(cu_seqlens),
             _arrays.bool_array(correct, "correct"),
             options,
-            options.nonfinite == "keep",
             _mask_or_none(action_mask),
             _arrays.threads_value(num_threads),
         )

@@ -6,7 +6,7 @@
 use numpy::{PyReadonlyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
-use sas_core::{Granularity, Mode, Result, SelectOptions, SelectionRule};
+use sas_core::{Granularity, Mode, NonFinite, Result, SelectOptions, SelectionRule};
 
 use crate::error::{not_contiguous, to_py, type_error};
 
@@ -110,7 +110,7 @@ pub(crate) use dispatch;
 
 /// The selection options, read from the attributes of one Python object (a
 /// `sas_core.options.SASOptions`, checked there once): `ratio`, `mode`, `selection`,
-/// `granularity`, `seed`; the option strings parsed into the core's enums (an unknown
+/// `granularity`, `seed`, `nonfinite`; the option strings parsed into the core's enums (an unknown
 /// value is the core's `ValueError` naming the option); errors name the attribute.
 pub struct OptionsArg(pub SelectOptions);
 
@@ -134,6 +134,7 @@ impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {
             selection: text(get("selection")?, "selection", SelectionRule::parse)?,
             granularity: text(get("granularity")?, "granularity", Granularity::parse)?,
             seed: extract(&get("seed")?, "seed", "an integer in [0, 2**64)")?,
+            nonfinite: text(get("nonfinite")?, "nonfinite", NonFinite::parse)?,
         }))
     }
 }

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use sas_core::masked::{sas_mask_packed_masked, segment_packed_masked};
 use sas_core::parallel::{default_threads, env_threads};
-use sas_core::{select, vocab::Delimiter, Advantages, Packed, Padded, Selected, Spare};
+use sas_core::{select, vocab::Delimiter, Advantages, Packed, Padded, Selected};
 use sas_core::{StepTable, Written};
 
 use args::{data, dispatch, extract, opt, slice, FloatsOut, Ids, LogProbs, OptionsArg};
@@ -142,8 +142,8 @@ impl PyStepTable {
 
     /// Fused segmentation + selection from packed token ids (see `_core.pyi`).
     #[pyo3(signature = (token_ids, logprobs, cu_seqlens, correct, options,
-        keep_nonfinite = false, action_mask = None, num_threads = None))]
-    #[allow(clippy::too_many_arguments)] // eight from Python, plus self and py
+        action_mask = None, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // seven from Python, plus self and py
     fn sas_mask<'py>(
         &self,
         py: Python<'py>,
@@ -152,7 +152,6 @@ impl PyStepTable {
         cu_seqlens: PyReadonlyArray1<'py, i64>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
-        keep_nonfinite: bool,
         action_mask: Option<PyReadonlyArray1<'py, bool>>,
         num_threads: Option<usize>,
     ) -> PyResult<MaskOut<'py>> {
@@ -164,26 +163,15 @@ impl PyStepTable {
         let (table, opts, threads) = (&self.table, &options.0, threads(num_threads));
         let sel = dispatch!(&ids, "token_ids", &lps, 1, |i, l| py.detach(|| {
             let packed = Packed::new(cu)?;
-            sas_mask_packed_masked(
-                table,
-                i,
-                l,
-                mask,
-                &packed,
-                correct,
-                opts,
-                keep_nonfinite,
-                threads,
-            )
+            sas_mask_packed_masked(table, i, l, mask, &packed, correct, opts, threads)
         }));
         Ok(mask_out(py, sel.map_err(to_py)?))
     }
 
     /// Segmentation, selection and advantages of a padded (B, A) batch (see `_core.pyi`).
     #[pyo3(signature = (response_ids, logprobs, action_mask, correct, options,
-        keep_nonfinite = false, spare = None, advantages = None, out = None,
-        num_threads = None))]
-    #[allow(clippy::too_many_arguments)] // ten from Python, plus self and py
+        spare = None, advantages = None, out = None, num_threads = None))]
+    #[allow(clippy::too_many_arguments)] // nine from Python, plus self and py
     fn sas_padded<'py>(
         &self,
         py: Python<'py>,
@@ -192,7 +180,6 @@ impl PyStepTable {
         action_mask: PyReadonlyArrayDyn<'py, bool>,
         correct: PyReadonlyArray1<'py, bool>,
         options: OptionsArg,
-        keep_nonfinite: bool,
         spare: Option<PyReadonlyArray1<'py, bool>>,
         advantages: Option<LogProbs<'py>>,
         mut out: Option<FloatsOut<'py>>,
@@ -203,10 +190,7 @@ impl PyStepTable {
         let mask = data(&action_mask, "action_mask", 2)?; // checks the 2 dimensions
         let (rows, width) = (action_mask.shape()[0], action_mask.shape()[1]);
         let correct = slice(&correct, "correct")?;
-        let spare = Spare {
-            nonfinite: keep_nonfinite,
-            rows: opt(&spare, "spare")?,
-        };
+        let spare = opt(&spare, "spare")?;
         let written = written(&advantages, &mut out)?;
         let (table, opts, threads) = (&self.table, options.0, threads(num_threads));
         let out = dispatch!(&ids, "response_ids", &lps, 2, |ids, logprobs| {
@@ -253,9 +237,7 @@ impl PyStepTable {
 
 /// Keep mask plus per-rollout unit and selection counts (see `_core.pyi`).
 #[pyfunction]
-#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, options,
-    keep_nonfinite = false, num_threads = None))]
-#[allow(clippy::too_many_arguments)] // seven from Python, plus py
+#[pyo3(signature = (step_ids, logprobs, cu_seqlens, correct, options, num_threads = None))]
 fn keep_mask<'py>(
     py: Python<'py>,
     step_ids: PyReadonlyArray1<'py, i32>,
@@ -263,7 +245,6 @@ fn keep_mask<'py>(
     cu_seqlens: PyReadonlyArray1<'py, i64>,
     correct: PyReadonlyArray1<'py, bool>,
     options: OptionsArg,
-    keep_nonfinite: bool,
     num_threads: Option<usize>,
 ) -> PyResult<MaskOut<'py>> {
     let lps: LogProbs = extract(logprobs, "logprobs", LOGPROBS)?;
@@ -272,10 +253,7 @@ fn keep_mask<'py>(
     let correct = slice(&correct, "correct")?;
     let (opts, threads) = (options.0, threads(num_threads));
     let sel = dispatch!(@logprobs &lps, 1, |l| py.detach(|| {
-        let packed = Packed::new(cu)?;
-        select::sparing_nonfinite(l, &packed, keep_nonfinite, |l| {
-            sas_core::keep_mask_packed(step_ids, l, &packed, correct, &opts, threads)
-        })
+        sas_core::keep_mask_packed(step_ids, l, &Packed::new(cu)?, correct, &opts, threads)
     }));
     Ok(mask_out(py, sel.map_err(to_py)?))
 }

@@ -4,8 +4,9 @@
 
 use crate::error::{Positions, Result, SasError};
 
-/// Float types accepted as log-probs.
-pub trait LogProb: Copy + Send + Sync {
+/// Float types accepted as log-probs (`Default`, their 0: what a NaN/inf log-prob is
+/// ranked as under [`crate::NonFinite::Keep`]).
+pub trait LogProb: Copy + Default + Send + Sync {
     fn to_f64(self) -> f64;
 }
 

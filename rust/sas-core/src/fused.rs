@@ -16,7 +16,7 @@ use crate::options::{Granularity, SelectOptions};
 use crate::packed::Packed;
 use crate::scratch::Scratch;
 use crate::segment::{one_turn, segment_rollout_with, TokenId};
-use crate::select::{choose_units, keep_mask_packed, select_packed, Selected};
+use crate::select::{choose_units, keep_mask_packed, select_packed, sparing_nonfinite, Selected};
 use crate::vocab::StepTable;
 
 /// Tokens of run `j` of a rollout of `len` tokens.
@@ -63,7 +63,8 @@ pub(crate) fn select_runs<I: TokenId, L: LogProb>(
     Ok((n, choose_units(&mut s.units, correct, index, opts)))
 }
 
-/// Keep mask of a packed batch straight from token ids and log-probs.
+/// Keep mask of a packed batch straight from token ids and log-probs (a NaN/inf
+/// log-prob as in [`keep_mask_packed`]).
 ///
 /// ```
 /// use sas_core::{sas_mask_packed, Packed, SelectOptions, StepTable};
@@ -94,21 +95,23 @@ pub fn sas_mask_packed<I: TokenId, L: LogProb>(
         let (steps, _) = crate::segment_packed(table, ids, packed, threads)?;
         return keep_mask_packed(&steps, logprobs, packed, correct, opts, threads);
     }
-    let arrays = [("logprobs", logprobs.len())];
-    select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
-        let (lps, ids, at) = (&logprobs[r.clone()], &ids[r.clone()], r.start.into());
-        let (n, k) = select_runs(table, ids, one_turn, lps, correct[b], b, at, opts, s)?;
-        for &(_, step) in &s.units[..k] {
-            out[run_range(&s.runs, step as usize, lps.len())].fill(false);
-        }
-        Ok((n as u32, k as u32))
+    sparing_nonfinite(logprobs, packed, opts, |logprobs| {
+        let arrays = [("logprobs", logprobs.len())];
+        select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
+            let (lps, ids, at) = (&logprobs[r.clone()], &ids[r.clone()], r.start.into());
+            let (n, k) = select_runs(table, ids, one_turn, lps, correct[b], b, at, opts, s)?;
+            for &(_, step) in &s.units[..k] {
+                out[run_range(&s.runs, step as usize, lps.len())].fill(false);
+            }
+            Ok((n as u32, k as u32))
+        })
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::options::{Mode, SelectionRule};
+    use crate::options::{Mode, NonFinite, SelectionRule};
     use crate::segment_packed;
     use crate::testutil;
 
@@ -136,6 +139,7 @@ mod tests {
                             selection,
                             granularity,
                             seed: 5,
+                            nonfinite: NonFinite::Raise,
                         };
                         let (steps, _) = segment_packed(&table, &ids, &packed, 1).unwrap();
                         let two = keep_mask_packed(&steps, &lps, &packed, &correct, &opts, 1);
@@ -158,6 +162,7 @@ mod tests {
             selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
+            nonfinite: NonFinite::Raise,
         };
         let run = |ids: &[i64], lps: &[f64], c: &[bool]| {
             sas_mask_packed(&table, ids, lps, &packed, c, &o, 1)

@@ -41,11 +41,11 @@ pub use confidence::{LaneSum, LogProb};
 pub use error::{Result, SasError};
 pub use fused::sas_mask_packed;
 pub use grpo::grpo_advantages;
-pub use options::{n_selected, Granularity, Mode, SelectOptions, SelectionRule};
+pub use options::{n_selected, Granularity, Mode, NonFinite, SelectOptions, SelectionRule};
 pub use packed::Packed;
 pub use padded::{
     keep_mask_padded, sas_padded, write_padded, Advantage, Advantages, Padded, PaddedSelection,
-    Spare, Written,
+    Written,
 };
 pub use rng::unit_key;
 pub use segment::{segment_packed, TokenId};

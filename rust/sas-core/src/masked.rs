@@ -13,7 +13,7 @@ use crate::padded::{opens_turn, select_row, Cells};
 use crate::parallel::map_rollouts;
 use crate::scratch::Scratch;
 use crate::segment::{segment_rollout, TokenId};
-use crate::select::{select_packed, sparing_nonfinite, Selected};
+use crate::select::{select_packed, Selected};
 use crate::vocab::StepTable;
 
 /// Step id per token of a packed batch (-1 off the action mask, when given), and each
@@ -75,11 +75,10 @@ pub fn segment_packed_masked<I: TokenId>(
 
 /// Keep mask of a packed batch straight from token ids. With an action mask, each
 /// rollout is selected as a padded row is (true off the mask); without, by the fused
-/// single-turn kernel ([`crate::sas_mask_packed`]). With `keep_nonfinite`, a rollout
-/// whose (action tokens') log-probs hold NaN/inf is ranked as if they were 0 and then
-/// left unselected; otherwise that is an error.
+/// single-turn kernel ([`crate::sas_mask_packed`]). A rollout whose (action tokens')
+/// log-probs hold NaN/inf: as in [`crate::keep_mask_packed`].
 #[allow(clippy::too_many_arguments)] // the batch's arrays, the options and the pool
-pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
+pub fn sas_mask_packed_masked<I: TokenId, L: LogProb>(
     table: &StepTable,
     ids: &[I],
     logprobs: &[L],
@@ -87,13 +86,10 @@ pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
     packed: &Packed<'_>,
     correct: &[bool],
     opts: &SelectOptions,
-    keep_nonfinite: bool,
     threads: usize,
 ) -> Result<Selected> {
     let Some(mask) = mask else {
-        return sparing_nonfinite(logprobs, packed, keep_nonfinite, |l| {
-            crate::sas_mask_packed(table, ids, l, packed, correct, opts, threads)
-        });
+        return crate::sas_mask_packed(table, ids, logprobs, packed, correct, opts, threads);
     };
     let arrays = [
         ("token_ids", ids.len()),
@@ -108,7 +104,7 @@ pub fn sas_mask_packed_masked<I: TokenId, L: LogProb + Default>(
             correct: correct[b],
             offset: r.start,
         };
-        let counts = select_row(table, &cells, opts, keep_nonfinite, s, b, out)?;
+        let counts = select_row(table, &cells, opts, s, b, out)?;
         Ok((counts.units, counts.selected))
     })
 }
@@ -140,7 +136,7 @@ mod tests {
                 };
                 let want = keep_mask_padded(&table, &t.padded(), &opts, 1).unwrap();
                 let got = sas_mask_packed_masked(
-                    &table, &t.ids, &t.lps, mask, &packed, correct, &opts, false, 2,
+                    &table, &t.ids, &t.lps, mask, &packed, correct, &opts, 2,
                 );
                 let got = got.unwrap();
                 assert_eq!((got.keep, got.n_units), (want.keep, want.n_units.clone()));
@@ -178,17 +174,7 @@ mod tests {
             .ends_with("token id 99 at position 6 is outside the vocabulary (0..9)"));
         let opts = SelectOptions::default();
         let select = |ids: &[i64], lps: &[f64]| {
-            sas_mask_packed_masked(
-                &table,
-                ids,
-                lps,
-                Some(&mask),
-                &packed,
-                &[true; 2],
-                &opts,
-                false,
-                1,
-            )
+            sas_mask_packed_masked(&table, ids, lps, Some(&mask), &packed, &[true; 2], &opts, 1)
         };
         assert!(select(&ids, &lps)
             .unwrap_err()

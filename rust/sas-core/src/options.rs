@@ -26,6 +26,15 @@ pub enum Granularity {
     Token,
 }
 
+/// What becomes of a rollout whose log-probs hold NaN or inf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonFinite {
+    /// An error naming the first such log-prob.
+    Raise,
+    /// Ranked as if they were 0, then left unselected: its whole advantage stands.
+    Keep,
+}
+
 fn unknown(arg: &'static str, got: &str, allowed: &str) -> SasError {
     SasError::new(arg, format!("must be one of {allowed}, got {got:?}"))
 }
@@ -74,6 +83,16 @@ impl Granularity {
     }
 }
 
+impl NonFinite {
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "raise" => Ok(NonFinite::Raise),
+            "keep" => Ok(NonFinite::Keep),
+            _ => Err(unknown("nonfinite", s, "'raise', 'keep'")),
+        }
+    }
+}
+
 /// The options of one selection call.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SelectOptions {
@@ -84,10 +103,12 @@ pub struct SelectOptions {
     pub granularity: Granularity,
     /// Seed of random selection (see [`crate::rng::unit_key`]).
     pub seed: u64,
+    pub nonfinite: NonFinite,
 }
 
 impl Default for SelectOptions {
-    /// The paper's setting: r = 0.3, both modes, by confidence, over steps.
+    /// The paper's setting: r = 0.3, both modes, by confidence, over steps; a NaN
+    /// log-prob is an error.
     fn default() -> Self {
         SelectOptions {
             ratio: 0.3,
@@ -95,6 +116,7 @@ impl Default for SelectOptions {
             selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
+            nonfinite: NonFinite::Raise,
         }
     }
 }
@@ -140,5 +162,7 @@ mod tests {
         assert_eq!(SelectionRule::parse("top").unwrap_err().arg, "selection");
         assert_eq!(Granularity::parse("line").unwrap_err().arg, "granularity");
         assert_eq!(Granularity::parse("token").unwrap(), Granularity::Token);
+        assert_eq!(NonFinite::parse("skip").unwrap_err().arg, "nonfinite");
+        assert_eq!(NonFinite::parse("keep").unwrap(), NonFinite::Keep);
     }
 }

@@ -11,7 +11,7 @@
 use crate::confidence::LogProb;
 use crate::error::{Positions, Result, SasError};
 use crate::fused::{run_range, select_runs};
-use crate::options::{Granularity, SelectOptions};
+use crate::options::{Granularity, NonFinite, SelectOptions};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts_with;
 use crate::scratch::Scratch;
@@ -54,17 +54,6 @@ impl Advantage for f32 {
 
 impl Advantage for f64 {
     const ZERO: f64 = 0.0;
-}
-
-/// The rows [`sas_padded`] leaves unselected (their advantage stands): with `nonfinite`,
-/// those whose response log-probs hold NaN or inf (selected as if they were 0, so that
-/// their unit count stands; without it such a row is an error naming it), and those set
-/// in `rows` (B flags, e.g. failed rollouts that were not truncated). Rows are selected
-/// independently, so the others are exactly what they would be without them.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Spare<'a> {
-    pub nonfinite: bool,
-    pub rows: Option<&'a [bool]>,
 }
 
 /// The advantages [`sas_padded`] writes, and where from.
@@ -134,7 +123,7 @@ pub fn keep_mask_padded<I: TokenId, L: LogProb>(
     opts: &SelectOptions,
     threads: usize,
 ) -> Result<PaddedSelection> {
-    sas_padded(table, batch, opts, threads, Spare::default(), Written::None)
+    sas_padded(table, batch, opts, threads, None, Written::None)
 }
 
 /// The advantages a padded call writes, in either float type, and its output
@@ -153,7 +142,7 @@ pub fn sas_padded<I: TokenId, L: LogProb>(
     batch: &Padded<'_, I, L>,
     opts: &SelectOptions,
     threads: usize,
-    spare: Spare<'_>,
+    spare: Option<&[bool]>,
     written: Written<'_>,
 ) -> Result<PaddedSelection> {
     match written {
@@ -173,11 +162,16 @@ pub fn sas_padded<I: TokenId, L: LogProb>(
 
 /// Segments and selects every row of a padded batch, and writes the advantages of
 /// `adv` into `out` ((B, width) row-major; untouched for [`Advantages::None`]), in the
-/// same pass over each row. The rows of `spare` are left unselected (`nonfinite[b]` set
-/// for those left for a NaN/inf log-prob).
+/// same pass over each row.
+///
+/// Some rows are left unselected (their advantage stands): those set in `spare` (B
+/// flags, e.g. failed rollouts that were not truncated) and, under [`NonFinite::Keep`],
+/// those whose response log-probs hold NaN or inf (`nonfinite[b]` set; selected as if they were 0, so that their unit count
+/// stands; otherwise such a row is an error naming it). Rows are selected
+/// independently, so the others are exactly what they would be without them.
 ///
 /// ```
-/// use sas_core::{write_padded, Advantages, Padded, SelectOptions, Spare, StepTable};
+/// use sas_core::{write_padded, Advantages, Padded, SelectOptions, StepTable};
 /// let table = StepTable::from_bytes(&[&b"a"[..], b"\n\n"], None, &[]).unwrap();
 /// // Two steps, "a\n\n|a", and a padding column; the second step is the less confident.
 /// let (ids, lps) = ([0i32, 1, 0, 0], [-0.1f32, -0.1, -3.0, 0.0]);
@@ -186,7 +180,7 @@ pub fn sas_padded<I: TokenId, L: LogProb>(
 /// let opts = SelectOptions { ratio: 0.5, ..SelectOptions::default() };
 /// let mut out = [9.0f32; 4];
 /// let adv = Advantages::PerRow(&[1.5]);
-/// let sel = write_padded(&table, &batch, &opts, 1, Spare::default(), adv, &mut out).unwrap();
+/// let sel = write_padded(&table, &batch, &opts, 1, None, adv, &mut out).unwrap();
 /// assert_eq!(out, [1.5, 1.5, 0.0, 0.0]); // the selected step and the padding get 0
 /// assert_eq!(sel.keep, [true, true, false, true]);
 /// ```
@@ -195,13 +189,13 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
     batch: &Padded<'_, I, L>,
     opts: &SelectOptions,
     threads: usize,
-    spare: Spare<'_>,
+    spare: Option<&[bool]>,
     adv: Advantages<'_, F>,
     out: &mut [F],
 ) -> Result<PaddedSelection> {
     opts.validate()?;
     let rows = batch.check()?;
-    if let Some(flags) = spare.rows {
+    if let Some(flags) = spare {
         if flags.len() != rows {
             let msg = format!("has {} flags, expected one per row ({rows})", flags.len());
             return Err(SasError::new("spare", msg));
@@ -243,7 +237,7 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
         threads,
         Scratch::default,
         |s, b, r, (row, out_row)| {
-            let spared = spare.rows.is_some_and(|f| f[b]);
+            let spared = spare.is_some_and(|f| f[b]);
             let cells = Cells {
                 ids: &batch.ids[r.clone()],
                 logprobs: &batch.logprobs[r.clone()],
@@ -251,7 +245,7 @@ pub fn write_padded<I: TokenId, L: LogProb, F: Advantage>(
                 correct: batch.correct[b],
                 offset: 0,
             };
-            let counts = select_row(table, &cells, opts, spare.nonfinite, s, b, row).map(|c| {
+            let counts = select_row(table, &cells, opts, s, b, row).map(|c| {
                 if spared {
                     c.unselect(row)
                 } else {
@@ -328,12 +322,10 @@ impl RowCounts {
 
 /// One row: gathers its response tokens, segments them turn by turn (a turn is a
 /// maximal run of masked-in columns) and selects them, writes its keep flags into `row`.
-#[allow(clippy::too_many_arguments)] // the row's context, passed as is
 pub(crate) fn select_row<I: TokenId, L: LogProb>(
     table: &StepTable,
     cells: &Cells<'_, I, L>,
     opts: &SelectOptions,
-    keep_nonfinite: bool,
     s: &mut Scratch,
     b: usize,
     row: &mut [bool],
@@ -345,7 +337,7 @@ pub(crate) fn select_row<I: TokenId, L: LogProb>(
             pos.push(j as u32);
             ids.push(cells.ids[j].to_i64());
             let lp = cells.logprobs[j].to_f64();
-            if keep_nonfinite && !lp.is_finite() {
+            if opts.nonfinite == NonFinite::Keep && !lp.is_finite() {
                 bad = true;
                 lps.push(0.0);
             } else {
@@ -509,7 +501,7 @@ mod tests {
     }
 
     /// The advantages written in the kernel equal the keep mask applied afterwards, per
-    /// row and per token; a row with a NaN under `Spare::nonfinite` is what selecting it
+    /// row and per token; a row with a NaN under `NonFinite::Keep` is what selecting it
     /// with 0 there and then unselecting it gives, and the other rows do not change.
     #[test]
     fn advantages_and_nonfinite_rows_follow_the_keep_mask() {
@@ -536,7 +528,7 @@ mod tests {
             let b = t.padded();
             let mut out = vec![f32::NAN; rows * width];
             let adv = Advantages::PerRow(&per_row);
-            let got = write_padded(&table, &b, &opts, 2, Spare::default(), adv, &mut out).unwrap();
+            let got = write_padded(&table, &b, &opts, 2, None, adv, &mut out).unwrap();
             assert_eq!(got, want);
             for i in 0..rows * width {
                 let on = mask[i] && want.keep[i];
@@ -544,7 +536,7 @@ mod tests {
             }
             let adv = Advantages::PerToken(&per_token);
             let written = Written::F32(adv, &mut out);
-            sas_padded(&table, &b, &opts, 1, Spare::default(), written).unwrap();
+            sas_padded(&table, &b, &opts, 1, None, written).unwrap();
             for i in 0..rows * width {
                 assert_eq!(out[i], if want.keep[i] { per_token[i] } else { 0.0 });
             }
@@ -563,11 +555,12 @@ mod tests {
                 ..t.padded()
             };
             // Row 2 spared by its flag as well.
-            let spare = Spare {
-                nonfinite: true,
-                rows: Some(&[false, false, true]),
+            let keep = SelectOptions {
+                nonfinite: NonFinite::Keep,
+                ..opts
             };
-            let got = sas_padded(&table, &b, &opts, 1, spare, Written::None).unwrap();
+            let spare = Some(&[false, false, true][..]);
+            let got = sas_padded(&table, &b, &keep, 1, spare, Written::None).unwrap();
             assert_eq!(got.nonfinite, [false, true, false]);
             assert_eq!(got.n_units, zeroed.n_units);
             for r in [1, 2] {

@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use crate::confidence::{check_finite, slice_mean, LaneSum, LogProb};
 use crate::error::{Positions, Result, SasError};
-use crate::options::{n_selected, Granularity, SelectOptions, SelectionRule};
+use crate::options::{n_selected, Granularity, NonFinite, SelectOptions, SelectionRule};
 use crate::packed::Packed;
 use crate::parallel::map_rollouts;
 use crate::rng::unit_key;
@@ -255,9 +255,11 @@ fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
 }
 
 /// Keep mask of a packed batch: per token, false where its step (or token) is selected.
+/// A rollout with a NaN/inf log-prob is an error, or under [`NonFinite::Keep`] left
+/// unselected: ranked as if they were 0, so that its unit count stands.
 ///
 /// ```
-/// use sas_core::{keep_mask_packed, Mode, Packed, SelectOptions};
+/// use sas_core::{keep_mask_packed, Mode, NonFinite, Packed, SelectOptions};
 /// // One rollout of four steps with confidences -1, -3, -2 and -0.5.
 /// let step_ids = [0, 1, 1, 2, 3];
 /// let lps = [-1.0, -2.0, -4.0, -2.0, -0.5];
@@ -275,6 +277,14 @@ fn check_correct_len(packed: &Packed<'_>, correct: &[bool]) -> Result<()> {
 /// let only_correct = SelectOptions { mode: Mode::Correct, ..opts };
 /// let sel = keep_mask_packed(&step_ids, &lps, &packed, &[false], &only_correct, 1).unwrap();
 /// assert!(sel.keep.iter().all(|&k| k));
+/// // A NaN: an error naming the log-probs, or under nonfinite = keep, no step selected.
+/// let lps = [-1.0, f64::NAN, -4.0, -2.0, -0.5];
+/// let err = keep_mask_packed(&step_ids, &lps, &packed, &[true], &opts, 1).unwrap_err();
+/// assert_eq!(err.arg, "logprobs");
+/// let keep = SelectOptions { nonfinite: NonFinite::Keep, ..opts };
+/// let sel = keep_mask_packed(&step_ids, &lps, &packed, &[true], &keep, 1).unwrap();
+/// assert_eq!((sel.n_units, sel.n_selected), (vec![4], vec![0]));
+/// assert!(sel.keep.iter().all(|&k| k));
 /// ```
 pub fn keep_mask_packed<L: LogProb>(
     step_ids: &[i32],
@@ -284,44 +294,35 @@ pub fn keep_mask_packed<L: LogProb>(
     opts: &SelectOptions,
     threads: usize,
 ) -> Result<Selected> {
-    let arrays = [("step_ids", step_ids.len()), ("logprobs", logprobs.len())];
-    select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
-        let rollout = Rollout {
-            step_ids: &step_ids[r.clone()],
-            logprobs: &logprobs[r.clone()],
-            correct: correct[b],
-            index: b,
-            at: r.start.into(),
-        };
-        select_rollout(&rollout, opts, s, out)
+    sparing_nonfinite(logprobs, packed, opts, |logprobs| {
+        let arrays = [("step_ids", step_ids.len()), ("logprobs", logprobs.len())];
+        select_packed(packed, opts, correct, &arrays, threads, |s, b, r, out| {
+            let rollout = Rollout {
+                step_ids: &step_ids[r.clone()],
+                logprobs: &logprobs[r.clone()],
+                correct: correct[b],
+                index: b,
+                at: r.start.into(),
+            };
+            select_rollout(&rollout, opts, s, out)
+        })
     })
 }
 
-/// Runs the packed selection `select` under `nonfinite="keep"` when `keep_nonfinite`: a
-/// rollout with a NaN/inf log-prob is ranked as if they were 0 and then left unselected
-/// (all its tokens kept, no unit selected), the others as without it. Otherwise `select`
-/// sees the log-probs as they are (and names a NaN). The copy with zeros is made only
-/// when a non-finite value is there.
-///
-/// ```
-/// use sas_core::{keep_mask_packed, select::sparing_nonfinite, Packed, SelectOptions};
-/// let (ids, lps, cu) = ([0, 1, 0, 1], [-1.0, -2.0, f64::NAN, -2.0], [0i64, 2, 4]);
-/// let packed = Packed::new(&cu).unwrap();
-/// let opts = SelectOptions { ratio: 0.5, ..SelectOptions::default() };
-/// let run = |l: &[f64]| keep_mask_packed(&ids, l, &packed, &[true, true], &opts, 1);
-/// let sel = sparing_nonfinite(&lps, &packed, true, run).unwrap();
-/// assert_eq!((sel.keep, sel.n_selected), (vec![true, false, true, true], vec![1, 0]));
-/// assert_eq!(sparing_nonfinite(&lps, &packed, false, run).unwrap_err().arg, "logprobs");
-/// ```
-pub fn sparing_nonfinite<L: LogProb + Default>(
+/// Runs the packed selection `select` under `opts.nonfinite`. With
+/// [`NonFinite::Keep`], a rollout with a NaN/inf log-prob is ranked as if they were 0
+/// and then left unselected (all its tokens kept, no unit selected), the others as
+/// without it; the copy with zeros is made only when a non-finite value is there.
+/// Otherwise `select` sees the log-probs as they are (and names a NaN).
+pub(crate) fn sparing_nonfinite<L: LogProb>(
     logprobs: &[L],
     packed: &Packed<'_>,
-    keep_nonfinite: bool,
+    opts: &SelectOptions,
     select: impl FnOnce(&[L]) -> Result<Selected>,
 ) -> Result<Selected> {
     let finite = |l: &L| l.to_f64().is_finite();
     let sized = packed.check_len("logprobs", logprobs.len()).is_ok();
-    if !keep_nonfinite || !sized || logprobs.iter().all(finite) {
+    if opts.nonfinite == NonFinite::Raise || !sized || logprobs.iter().all(finite) {
         return select(logprobs);
     }
     let zeroed: Vec<L> = logprobs
@@ -405,6 +406,7 @@ mod tests {
             selection: SelectionRule::Confidence,
             granularity: Granularity::Step,
             seed: 0,
+            nonfinite: NonFinite::Raise,
         }
     }
 

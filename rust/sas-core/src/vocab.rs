@@ -78,8 +78,8 @@ impl TokenClass {
         Self::of_with(bytes, Delimiter::BlankLine)
     }
 
-    /// Class of a token's bytes: newline counts are weighted by the delimiter (see
-    /// [`Delimiter::weight`]), so one segmentation pass serves both rules.
+    /// Class of a token's bytes: newline counts are weighted by the delimiter
+    /// (`Delimiter::weight`), so one segmentation pass serves both rules.
     pub fn of_with(bytes: &[u8], delimiter: Delimiter) -> TokenClass {
         let w = delimiter.weight();
         let Some(first) = bytes.iter().position(|&b| b != b'\n') else {
