@@ -5,6 +5,7 @@ every implementation, and a user's bad value is one line. Speed itself is not as
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -17,17 +18,20 @@ from sas_core.tools import bench, numpy_mask
 IMPLEMENTATIONS = ["pure Python", "numpy", "rust, 1 thread"]
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, threads: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "SAS_CORE_NUM_THREADS": threads} if threads else None
     return subprocess.run(
         [sys.executable, "-m", "sas_core", "bench", *args],
         capture_output=True,
         text=True,
         timeout=300,
+        env=env,
     )
 
 
-def test_json_has_every_implementation_and_their_agreement():
-    proc = _cli("--rollouts", "12", "--repeat", "1", "--json")
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_json_has_every_implementation_and_their_agreement(threads):
+    proc = _cli("--rollouts", "12", "--repeat", "1", "--json", threads=threads)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert out["batch"]["rollouts"] == 12
@@ -40,7 +44,9 @@ def test_json_has_every_implementation_and_their_agreement():
     for task in ("segment", "segment + select"):
         rows = [r for r in out["results"] if r["task"] == task]
         names = [r["implementation"] for r in rows]
-        assert names[:3] == IMPLEMENTATIONS and names[3].startswith("rust, ")
+        # the row on all threads only where that is more than one
+        pool = [] if threads == "1" else [f"rust, {threads} threads"]
+        assert names == IMPLEMENTATIONS + pool
         assert rows[0]["speedup_vs_python"] == 1.0
         for r in rows:
             assert r["ns_per_token"] > 0 and r["calls"] >= 1
@@ -51,15 +57,16 @@ def test_json_has_every_implementation_and_their_agreement():
     assert out["machine"]["cpu_count"] >= 1 and out["machine"]["numpy"] == np.__version__
 
 
-def test_table_is_readable():
-    proc = _cli("--rollouts", "8", "--repeat", "1")
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_table_is_readable(threads):
+    proc = _cli("--rollouts", "8", "--repeat", "1", threads=threads)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("sas-core bench: 8 rollouts")
     assert lines[1].startswith("timing: the fastest of >= 1 calls")
     assert lines[3].startswith("agreement: all implementations")
     body = [ln for ln in lines if ln.startswith(("segment ", "segment + select"))]
-    assert len(body) == 11
+    assert len(body) == (9 if threads == "1" else 11)
     assert max(map(len, lines)) <= 120  # not a 220-column pytest-benchmark table
 
 

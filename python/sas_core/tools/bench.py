@@ -173,6 +173,11 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
         raise RuntimeError(f"bench: implementations disagree ({', '.join(failed)}); nothing timed")
 
     threads = sas_core.default_num_threads()
+
+    def pool(run):
+        """The row on all threads, where that is more than the 1-thread row."""
+        return [(f"rust, {threads} threads", w.n_tokens, run)] if threads > 1 else []
+
     rows = []
     for task, contenders in (
         (
@@ -181,7 +186,7 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
                 ("pure Python", small.n_tokens, py_segment),
                 ("numpy", w.n_tokens, np_segment),
                 ("rust, 1 thread", w.n_tokens, lambda: rs_segment(1)),
-                (f"rust, {threads} threads", w.n_tokens, lambda: rs_segment(None)),
+                *pool(lambda: rs_segment(None)),
             ],
         ),
         (
@@ -190,7 +195,7 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
                 ("pure Python", small.n_tokens, py_select),
                 ("numpy", w.n_tokens, np_select),
                 ("rust, 1 thread", w.n_tokens, lambda: rs_select(1)),
-                (f"rust, {threads} threads", w.n_tokens, lambda: rs_select(None)),
+                *pool(lambda: rs_select(None)),
             ],
         ),
         (
