@@ -156,14 +156,7 @@ mod tests {
         let table = StepTable::from_bytes(&[b"a".as_slice()], None, &[]).unwrap();
         let cu = [0i64, 2];
         let packed = Packed::new(&cu).unwrap();
-        let o = SelectOptions {
-            ratio: 0.3,
-            mode: Mode::Both,
-            selection: SelectionRule::Confidence,
-            granularity: Granularity::Step,
-            seed: 0,
-            nonfinite: NonFinite::Raise,
-        };
+        let o = SelectOptions::default();
         let run = |ids: &[i64], lps: &[f64], c: &[bool]| {
             sas_mask_packed(&table, ids, lps, &packed, c, &o, 1)
                 .unwrap_err()
