@@ -110,8 +110,9 @@ pub(crate) use dispatch;
 
 /// The selection options, read from the attributes of one Python object (a
 /// `sas_core.options.SASOptions`, checked there once): `ratio`, `mode`, `selection`,
-/// `granularity`, `seed`, `nonfinite`; the option strings parsed into the core's enums (an unknown
-/// value is the core's `ValueError` naming the option); errors name the attribute.
+/// `granularity`, `seed`, `nonfinite`; the option strings parsed into the core's enums
+/// (an unknown value is the core's `ValueError` naming the option); errors name the
+/// attribute.
 pub struct OptionsArg(pub SelectOptions);
 
 impl<'a, 'py> FromPyObject<'a, 'py> for OptionsArg {
