@@ -120,10 +120,11 @@ class StepTable:
 
         ``options.nonfinite == "keep"``: a row whose response log-probs hold NaN/inf is
         selected as if they were 0 and then left unselected (``"raise"``: an error).
-        ``spare``: (B,) rows left unselected. ``advantages`` ((B,) per row or (B, A) per token) and
-        ``out`` ((B, A), written; both of one float dtype): the SAS advantages, written
-        in the same pass over each row (per row: the row's value on its kept response
-        tokens, 0 elsewhere; per token: as given, 0 on the selected tokens).
+        ``spare``: (B,) rows left unselected. ``advantages`` ((B,) per row or (B, A) per
+        token) and ``out`` ((B, A), written; both of one float dtype): the SAS
+        advantages, written in the same pass over each row (per row: the row's value on
+        its kept response tokens, 0 elsewhere; per token: as given, 0 on the selected
+        tokens).
         """
 
 def keep_mask(

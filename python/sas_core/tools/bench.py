@@ -174,9 +174,9 @@ def run(rollouts: int = DEFAULT_ROLLOUTS, *, repeat: int = 3, seed: int = 0) -> 
 
     threads = sas_core.default_num_threads()
 
-    def pool(run):
+    def pool(call):
         """The row on all threads, where that is more than the 1-thread row."""
-        return [(f"rust, {threads} threads", w.n_tokens, run)] if threads > 1 else []
+        return [(f"rust, {threads} threads", w.n_tokens, call)] if threads > 1 else []
 
     rows = []
     for task, contenders in (

@@ -166,9 +166,10 @@ pub fn sas_padded<I: TokenId, L: LogProb>(
 ///
 /// Some rows are left unselected (their advantage stands): those set in `spare` (B
 /// flags, e.g. failed rollouts that were not truncated) and, under [`NonFinite::Keep`],
-/// those whose response log-probs hold NaN or inf (`nonfinite[b]` set; selected as if they were 0, so that their unit count
-/// stands; otherwise such a row is an error naming it). Rows are selected
-/// independently, so the others are exactly what they would be without them.
+/// those whose response log-probs hold NaN or inf (`nonfinite[b]` set; selected as if
+/// they were 0, so that their unit count stands; otherwise such a row is an error
+/// naming it). Rows are selected independently, so the others are exactly what they
+/// would be without them.
 ///
 /// ```
 /// use sas_core::{write_padded, Advantages, Padded, SelectOptions, StepTable};

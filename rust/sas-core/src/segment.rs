@@ -16,8 +16,9 @@
 //!
 //! One left-to-right pass keeps two numbers: `closed`, the delimiter runs already ended
 //! by a non-newline byte, and `open`, the length (saturated at 2) of the newline run at
-//! the end of the bytes seen so far. Each token's [`TokenClass`](crate::vocab::TokenClass) then gives its raw step
-//! in O(1): no byte is looked at on the hot path.
+//! the end of the bytes seen so far. Each token's
+//! [`TokenClass`](crate::vocab::TokenClass) then gives its raw step in O(1): no byte is
+//! looked at on the hot path.
 
 use crate::error::{Positions, Result, SasError};
 use crate::packed::Packed;
