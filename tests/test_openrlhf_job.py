@@ -27,21 +27,27 @@ TESTS = Path(__file__).resolve().parent
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+PORTS = (
+    "port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+    "metrics-export-port", "runtime-env-agent-port", "ray-client-server-port",
+    "node-manager-port", "object-manager-port",
+)  # fmt: skip
 
 
-@pytest.fixture
-def ray_head(tmp_path):
-    """A Ray head of this test's own: every port it listens on is free, and it is stopped
-    by ending its own process group, not by `ray stop` (which stops every Ray cluster on
-    the machine: a second test run's too)."""
-    ports = {name: _free_port() for name in (
-        "port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-        "metrics-export-port", "runtime-env-agent-port", "ray-client-server-port",
-        "node-manager-port", "object-manager-port")}  # fmt: skip
+def _free_ports(n: int) -> list[int]:
+    """n distinct free ports: all held open while they are chosen, so none repeats."""
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+
+
+def _start_head(log: Path) -> tuple[subprocess.Popen, dict[str, int]] | None:
+    """One `ray start --head` on fresh ports, its output in ``log``: the head and its
+    ports once its job API answers, or None when `ray start` exited first (a port
+    taken by another process between choosing it and Ray binding it ends it so)."""
+    ports = dict(zip(PORTS, _free_ports(len(PORTS))))
     start = [
         RAY,
         "start",
@@ -52,28 +58,51 @@ def ray_head(tmp_path):
         "--num-cpus=2",
         "--disable-usage-stats",
     ]
-    head = subprocess.Popen(
-        start, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    address = f"http://127.0.0.1:{ports['dashboard-port']}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the job API answers once the head is up
-            try:
-                with urllib.request.urlopen(f"{address}/api/version", timeout=2):
-                    break
-            except OSError:
-                assert head.poll() is None, "ray start exited"
-                time.sleep(0.5)
-        yield address
-    finally:
-        os.killpg(head.pid, signal.SIGTERM)
+    with log.open("ab") as out:
+        head = subprocess.Popen(start, stdout=out, stderr=out, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the job API answers once the head is up
         try:
-            head.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
-        _stop_cluster_processes(ports["port"], ports["node-manager-port"])
+            url = f"http://127.0.0.1:{ports['dashboard-port']}/api/version"
+            with urllib.request.urlopen(url, timeout=2):
+                return head, ports
+        except OSError:
+            if head.poll() is not None:
+                _stop_cluster_processes(ports["port"], ports["node-manager-port"])
+                return None
+            time.sleep(0.5)
+    _stop_head(head, ports)
+    raise AssertionError(f"no Ray head answered in 120 s; its output:\n{log.read_text()[-3000:]}")
+
+
+def _stop_head(head: subprocess.Popen, ports: dict[str, int]) -> None:
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
+    _stop_cluster_processes(ports["port"], ports["node-manager-port"])
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """A Ray head of this test's own: every port it listens on is free, and it is stopped
+    by ending its own process group, not by `ray stop` (which stops every Ray cluster on
+    the machine: a second test run's too). A head that exits at start is tried again on
+    other ports, three times in all; its output is kept for the failure's message."""
+    log = tmp_path / "ray-head.log"
+    for _ in range(3):
+        started = _start_head(log)
+        if started is not None:
+            break
+    else:
+        raise AssertionError(f"`ray start` exited 3 times; its output:\n{log.read_text()[-3000:]}")
+    head, ports = started
+    try:
+        yield f"http://127.0.0.1:{ports['dashboard-port']}"
+    finally:
+        _stop_head(head, ports)
 
 
 def _stop_cluster_processes(*ports: int) -> None:
