@@ -256,15 +256,19 @@ def test_rollout_logprobs_and_truncated_shield_are_used(runs, token_bytes):
         ]
         assert any(differs), other
     shielded = 0
-    for update in run.updates:
-        assert update["rollout_log_probs"] is not None
-        mask = update["action_mask"].bool()
-        adv = _got(update)
-        for r in range(mask.shape[0]):
-            if update["scores"][r] <= options.correct_threshold and not update["truncated"][r]:
-                row = adv[r][mask[r]]
-                assert torch.all(row == row[0]) and row[0] != 0
-                shielded += 1
+    for updates in _by_step(run).values():
+        for update, base in zip(updates, _base_advantages(run, updates, 0.0), strict=True):
+            assert update["rollout_log_probs"] is not None
+            mask = update["action_mask"].bool()
+            adv = _got(update)
+            for r in range(mask.shape[0]):
+                if update["scores"][r] <= options.correct_threshold and not update["truncated"][r]:
+                    # kept whole: each response token has the rollout's GRPO advantage;
+                    # told apart from zeroed only where that is not 0 (a group whose
+                    # rollouts all failed has 0 everywhere)
+                    row, want = adv[r][mask[r]], base[r][mask[r]]
+                    torch.testing.assert_close(row, want, rtol=1e-5, atol=1e-5)
+                    shielded += bool((want != 0).all())
     assert shielded > 0
 
 
