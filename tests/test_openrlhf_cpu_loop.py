@@ -255,9 +255,10 @@ def test_rollout_logprobs_and_truncated_shield_are_used(runs, token_bytes):
             for u in run.updates
         ]
         assert any(differs), other
+    kl = RUNS[name].get("kl", 0.0)
     shielded = 0
     for updates in _by_step(run).values():
-        for update, base in zip(updates, _base_advantages(run, updates, 0.0), strict=True):
+        for update, base in zip(updates, _base_advantages(run, updates, kl), strict=True):
             assert update["rollout_log_probs"] is not None
             mask = update["action_mask"].bool()
             adv = _got(update)

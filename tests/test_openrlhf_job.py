@@ -60,10 +60,10 @@ def _start_head(log: Path) -> tuple[subprocess.Popen, dict[str, int]] | None:
     ]
     with log.open("ab") as out:
         head = subprocess.Popen(start, stdout=out, stderr=out, start_new_session=True)
+    url = f"http://127.0.0.1:{ports['dashboard-port']}/api/version"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # the job API answers once the head is up
         try:
-            url = f"http://127.0.0.1:{ports['dashboard-port']}/api/version"
             with urllib.request.urlopen(url, timeout=2):
                 return head, ports
         except OSError:
